@@ -1,0 +1,153 @@
+"""The census: run the selected head types over shared forward passes and collect a HeadMap.
+
+Head types that read the same probe share its forward passes; each pass asks the lens for the
+probe's query rows only, and every layer's probabilities are reduced to per-sample scores the moment
+they are computed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .errors import InvalidSettingError
+from .headmap import HeadMap
+from .heads import HeadType, resolve_head_types
+from .lens import PatternCallback, PatternTap, session
+from .models.loader import LoadedModel
+from .probes import PROBES, ProbeBatch, ProbeSettings
+
+Progress = Callable[[str, int, int], None]
+"""``(probe_id, batches_done, batches_total)``; called after every forward pass."""
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What a scan runs. ``head_types=None`` means every registered type."""
+
+    seed: int = 0
+    head_types: tuple[str, ...] | None = None
+    probes: ProbeSettings = field(default_factory=ProbeSettings)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidSettingError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+def _forward(loaded: LoadedModel, batch: ProbeBatch, callback: PatternCallback) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass with the lens tapping ``batch.rows``; returns logits at the rows' positions only."""
+    keep = batch.rows.clamp(min=0).flatten().unique()
+    with torch.no_grad(), session(taps=[PatternTap(batch.rows, callback)]) as state:
+        output = loaded.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    if len(state.layers_seen) != loaded.facts.n_layers:
+        raise RuntimeError(f"the lens saw {len(state.layers_seen)} of {loaded.facts.n_layers} layers")
+    return output.logits, keep
+
+
+def _reduce_into(
+    scores: dict[str, torch.Tensor], types: list[HeadType], batch: ProbeBatch, layer: int, probs: torch.Tensor
+) -> None:
+    """Turn one layer's probabilities into per-sample scores for every head type, then drop them."""
+    for t in types:
+        scores[t.id][:, layer] = t.score(probs, batch).float().cpu()
+
+
+def _probe_diagnostics(probe_id: str, batch: ProbeBatch, logits: torch.Tensor, keep: torch.Tensor) -> dict:
+    """How well the model itself does the probe's task (top-1 accuracy on the scored rows)."""
+    targets = batch.input_ids.gather(1, (batch.rows + 1).clamp(max=batch.input_ids.shape[1] - 1))
+    index = {int(p): i for i, p in enumerate(keep.tolist())}
+    cols = torch.tensor([[index[int(p)] for p in row] for row in batch.rows.clamp(min=0).tolist()])
+    predicted = logits.gather(1, cols.to(logits.device)[:, :, None].expand(-1, -1, logits.shape[-1])).argmax(-1)
+    real = (batch.rows >= 0) & (batch.rows + 1 < batch.input_ids.shape[1])
+    if probe_id == "repeated_tokens":  # only the second copy is predictable
+        real &= batch.rows > batch.extras["period"][:, None]
+    correct = ((predicted == targets) & real).sum().item()
+    return {"correct": int(correct), "total": int(real.sum().item())}
+
+
+def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress | None = None) -> HeadMap:
+    """Score every head of ``loaded`` for the selected head types."""
+    selected = resolve_head_types(list(settings.head_types) if settings.head_types is not None else None)
+    n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
+    by_probe: dict[str, list[HeadType]] = {}
+    for head_type in selected:
+        by_probe.setdefault(head_type.probe, []).append(head_type)
+
+    per_sample: dict[str, list[torch.Tensor]] = {t.id: [] for t in selected}  # each [B, L, H]
+    probe_info: dict[str, dict[str, Any]] = {}
+    for probe_id, types in by_probe.items():
+        batches = PROBES[probe_id](loaded.tokenizer, settings.probes, settings.seed)
+        tokens, accuracy = 0, {"correct": 0, "total": 0}
+        for done, batch in enumerate(batches, start=1):
+            batch_on = batch.to(loaded.device)
+            scores = {t.id: torch.full((batch.input_ids.shape[0], n_layers, n_heads), float("nan")) for t in types}
+            logits, keep = _forward(loaded, batch_on, functools.partial(_reduce_into, scores, types, batch_on))
+            for t in types:
+                per_sample[t.id].append(scores[t.id])
+            diag = _probe_diagnostics(probe_id, batch_on, logits, keep)
+            accuracy = {k: accuracy[k] + diag[k] for k in accuracy}
+            tokens += int(batch.attention_mask.sum())
+            if progress is not None:
+                progress(probe_id, done, len(batches))
+        probe_info[probe_id] = {
+            "n_samples": sum(int(b.input_ids.shape[0]) for b in batches),
+            "n_tokens": tokens,
+            "model_top1_accuracy": round(accuracy["correct"] / max(accuracy["total"], 1), 6),
+            "head_types": [t.id for t in types],
+        }
+
+    rows = []
+    for head_type in selected:
+        stacked = torch.cat(per_sample[head_type.id]).double()  # [S, L, H]
+        defined = ~stacked.isnan()
+        count = defined.sum(0)
+        mean = torch.nanmean(stacked, dim=0)
+        spread = torch.sqrt(torch.nansum((stacked - mean) ** 2, dim=0) / (count - 1).clamp(min=1))
+        for layer in range(n_layers):
+            for head in range(n_heads):
+                n = int(count[layer, head])
+                value = float(mean[layer, head]) if n else float("nan")
+                rows.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "head_type": head_type.id,
+                        "score": value if n else None,
+                        "score_se": float(spread[layer, head]) / n**0.5 if n > 1 else None,
+                        "n_samples": n,
+                        "threshold": head_type.threshold,
+                        "member": bool(n and value >= head_type.threshold),
+                    }
+                )
+    scan_settings = {
+        "seed": settings.seed,
+        "probes": settings.probes.to_dict(),
+        "head_types": [t.id for t in selected],
+        "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+        "headatlas_version": __version__,
+        "transformers_version": _version_of("transformers"),
+        "torch_version": torch.__version__,
+    }
+    head_type_info = {
+        t.id: {
+            "name": t.name,
+            "definition": t.definition,
+            "papers": list(t.papers),
+            "stage": t.stage,
+            "probe": t.probe,
+            "threshold": t.threshold,
+        }
+        for t in selected
+    }
+    return HeadMap(loaded.facts, rows, scan_settings, head_type_info, probe_info)
+
+
+def _version_of(package: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(package)

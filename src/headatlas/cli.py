@@ -1,0 +1,232 @@
+"""``headatlas`` command line: noun-verb commands, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import HeadatlasError, InvalidSettingError
+from .headmap import HeadMap
+from .heads import head_types
+from .models.zoo import DEFAULT_MODEL, ZOO
+
+app = typer.Typer(
+    help="What does each attention head of this model do?",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+heads_app = typer.Typer(help="The head types headatlas detects.", no_args_is_help=True)
+scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=True)
+app.add_typer(heads_app, name="heads")
+app.add_typer(scans_app, name="scans")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data dir).")]
+FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv.")]
+
+
+def _parse_types(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def scan(
+    model: Annotated[str, typer.Argument(help=f"Zoo alias ({', '.join(ZOO)}), hub id, directory or .gguf.")] = (
+        DEFAULT_MODEL
+    ),
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("headatlas-out"),
+    types: Annotated[str | None, typer.Option("--types", help="Comma-separated head-type ids (default all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every probe set.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 …")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    device_map: Annotated[str | None, typer.Option("--device-map", help="'auto' spreads the model (accelerate).")] = (
+        None
+    ),
+    needle_contexts: Annotated[
+        str | None, typer.Option("--needle-contexts", help="Comma-separated haystack lengths in tokens.")
+    ] = None,
+    db: DbOption = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the scan in the store.")] = False,
+) -> None:
+    """Scan MODEL and write OUT/headmap.csv and OUT/headmap.json."""
+    from .census import ScanSettings, run_census
+    from .models.loader import load_model
+    from .probes import ProbeSettings
+    from .store import connect, save_scan
+
+    probe_kwargs: dict[str, Any] = {}
+    if needle_contexts is not None:
+        try:
+            probe_kwargs["needle_contexts"] = tuple(int(c) for c in needle_contexts.split(","))
+        except ValueError:
+            raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
+    settings = ScanSettings(
+        seed=seed, head_types=tuple(_parse_types(types) or ()) or None, probes=ProbeSettings(**probe_kwargs)
+    )  # validates before the slow load
+    from .heads import resolve_head_types
+
+    resolve_head_types(list(settings.head_types) if settings.head_types else None)
+    conn = None if no_store else connect(db)  # a bad store fails before the slow part, too
+    with err.status(f"loading {model} …"):
+        loaded = load_model(model, device=device, dtype=dtype, device_map=device_map)
+    f = loaded.facts
+    err.print(f"[bold]{f.name}[/]: {f.architecture}, {f.n_layers} layers x {f.n_heads} heads ({f.n_kv_heads} KV)")
+    with Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(probe: str, done: int, total: int) -> None:
+            if probe not in tasks:
+                tasks[probe] = bars.add_task(probe, total=total)
+            bars.update(tasks[probe], completed=done)
+
+        headmap = run_census(loaded, settings, progress=progress)
+    csv_path, json_path = headmap.write(out_dir)
+    _print_summary(headmap)
+    if conn is not None:
+        scan_id = save_scan(conn, headmap, out_dir=str(out_dir.resolve()))
+        err.print(f"stored as scan {scan_id}")
+    err.print(f"wrote {csv_path} and {json_path}")
+
+
+def _print_summary(headmap: HeadMap, k: int = 3) -> None:
+    table = Table(title=f"Strongest heads per type — {headmap.facts.name}")
+    table.add_column("head type")
+    table.add_column("members", justify="right")
+    table.add_column(f"top {k} (score)")
+    for type_id in headmap.head_types:
+        top = ", ".join(f"{r['name']} ({r['score']:.2f})" for r in headmap.top(type_id, k))
+        table.add_row(type_id, str(len(headmap.members(type_id))), top)
+    out.print(table)
+
+
+@heads_app.command("list")
+def heads_list(fmt: FormatOption = "table") -> None:
+    """The head types, their definitions and papers."""
+    records: list[dict[str, Any]] = [
+        {
+            "id": t.id,
+            "name": t.name,
+            "stage": t.stage,
+            "probe": t.probe,
+            "threshold": t.threshold,
+            "definition": t.definition,
+            "papers": list(t.papers),
+        }
+        for t in head_types().values()
+    ]
+    if fmt == "json":
+        out.print_json(json.dumps(records))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["id", "name", "stage", "probe", "threshold", "definition", "papers"])
+        for r in records:
+            writer.writerow(
+                [
+                    r["id"],
+                    r["name"],
+                    r["stage"],
+                    r["probe"],
+                    r["threshold"],
+                    r["definition"],
+                    "; ".join(r["papers"]),
+                ]
+            )
+    elif fmt == "table":
+        table = Table(show_lines=True)
+        for column in ("id", "stage", "threshold", "definition", "papers"):
+            table.add_column(column)
+        for r in records:
+            table.add_row(
+                r["id"],
+                r["stage"],
+                f"{r['threshold']:g}",
+                escape(r["definition"]),
+                escape("\n".join(r["papers"])),
+            )
+        out.print(table)
+    else:
+        raise InvalidSettingError(f"unknown format {fmt!r}; valid formats are table, json, csv")
+
+
+@scans_app.command("list")
+def scans_list(db: DbOption = None, fmt: FormatOption = "table") -> None:
+    """Scans recorded in the store, newest first."""
+    from .store import connect, list_scans
+
+    rows = list_scans(connect(db))
+    if fmt == "json":
+        out.print_json(json.dumps(rows))
+        return
+    table = Table()
+    for column in ("id", "model", "architecture", "n_layers", "n_heads", "seed", "created_at", "out_dir"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            *(
+                str(r[c])
+                for c in (
+                    "id",
+                    "model",
+                    "architecture",
+                    "n_layers",
+                    "n_heads",
+                    "seed",
+                    "created_at",
+                    "out_dir",
+                )
+            )
+        )
+    out.print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 with a one-line message for bad input)."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="headatlas", standalone_mode=False)
+    except HeadatlasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            return exc.exit_code if exc.exit_code else 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

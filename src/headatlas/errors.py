@@ -1,0 +1,37 @@
+"""Typed errors. Each also subclasses the matching built-in, so callers may catch either."""
+
+from __future__ import annotations
+
+
+class HeadatlasError(Exception):
+    """Base class of every error headatlas raises on purpose."""
+
+
+class UnknownModelError(HeadatlasError, KeyError):
+    """A model name is neither a zoo alias, a local directory, a GGUF file, nor a reachable hub id."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownHeadTypeError(HeadatlasError, KeyError):
+    """A head-type id is not in the registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedArchitectureError(HeadatlasError, ValueError):
+    """The model's architecture lacks something a computation needs (e.g. per-head modules)."""
+
+
+class ModelFetchError(HeadatlasError, RuntimeError):
+    """A zoo model could not be fetched or failed its checksum."""
+
+
+class InvalidSettingError(HeadatlasError, ValueError):
+    """A run setting (seed, device, dtype, probe size …) is out of range."""
+
+
+class StoreError(HeadatlasError, RuntimeError):
+    """The SQLite store is unreadable, from a newer version, or a write was refused."""

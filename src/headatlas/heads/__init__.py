@@ -1,0 +1,14 @@
+"""Head types: one module each, registered on import (order = display order)."""
+
+from . import (  # noqa: F401  (imported to register)
+    current_token,
+    duplicate_token,
+    induction,
+    local,
+    previous_token,
+    retrieval,
+    sink,
+)
+from .registry import HeadType, get_head_type, head_types, register_head_type, resolve_head_types
+
+__all__ = ["HeadType", "get_head_type", "head_types", "register_head_type", "resolve_head_types"]

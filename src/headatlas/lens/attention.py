@@ -1,0 +1,183 @@
+"""The lens: headatlas's single integration point with a model.
+
+A custom attention function registered in transformers' ``AttentionInterface`` under the name
+``headatlas``. Inside an active :func:`session` it
+
+* returns the real attention output, computed by transformers' own SDPA function;
+* computes attention probabilities for just the query rows that a :class:`PatternTap` asks for and
+  hands them, one layer at a time, to the tap's callback (so ``[layers, heads, T, T]`` never exists);
+* passes each layer's per-head output (``[batch, T, heads, head_dim]``, before ``o_proj``) through
+  the session's :data:`OutputHook` s, which may read it (captures, gradients) or replace it
+  (ablation, patching).
+
+Outside a session it is plain SDPA. Query/key come in with RoPE applied and KV heads not yet
+repeated; query head ``h`` reads KV head ``h // (heads / kv_heads)``, as ``repeat_kv`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from ..errors import UnsupportedArchitectureError
+
+LENS_NAME = "headatlas"
+
+PatternCallback = Callable[[int, torch.Tensor], None]
+"""Receives ``(layer_idx, probs)`` with ``probs`` of shape ``[batch, heads, rows, keys]`` (float32)."""
+
+OutputHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+"""Receives ``(layer_idx, head_output)`` of shape ``[batch, T, heads, head_dim]``; may return a replacement."""
+
+
+@dataclass
+class PatternTap:
+    """Ask for attention probabilities of selected query rows.
+
+    ``rows`` is ``[batch, R]`` of query positions; ``-1`` marks padding rows, whose probabilities
+    come back as zeros. ``layers`` restricts the layers computed (``None``: all).
+    """
+
+    rows: torch.Tensor
+    callback: PatternCallback
+    layers: frozenset[int] | None = None
+
+
+@dataclass
+class LensSession:
+    taps: Sequence[PatternTap] = ()
+    hooks: Sequence[OutputHook] = ()
+    layers_seen: set[int] = field(default_factory=set)
+
+
+_ACTIVE: contextvars.ContextVar[LensSession | None] = contextvars.ContextVar("headatlas_lens", default=None)
+
+
+@contextlib.contextmanager
+def session(taps: Sequence[PatternTap] = (), hooks: Sequence[OutputHook] = ()) -> Iterator[LensSession]:
+    """Activate taps and hooks for the forward passes run inside the ``with`` block."""
+    state = LensSession(taps=list(taps), hooks=list(hooks))
+    token = _ACTIVE.set(state)
+    try:
+        yield state
+    finally:
+        _ACTIVE.reset(token)
+
+
+def selected_probs(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    rows: torch.Tensor,
+    softcap: float | None = None,
+) -> torch.Tensor:
+    """Softmax attention of the query rows ``rows`` ([B, R]) over all keys: ``[B, H, R, K]``, float32.
+
+    ``attention_mask`` is what the model hands the attention function: ``None`` (causal), boolean
+    (True = may attend) or additive float, shaped ``[B or 1, 1, Tq, K]``.
+    """
+    batch, n_heads, q_len, dim = query.shape
+    n_kv, k_len = key.shape[1], key.shape[2]
+    if n_heads % n_kv:
+        raise UnsupportedArchitectureError(f"{n_heads} query heads do not divide over {n_kv} KV heads")
+    groups = n_heads // n_kv
+    n_rows = rows.shape[1]
+    safe = rows.clamp(min=0).to(query.device)
+    picked = query.gather(2, safe[:, None, :, None].expand(batch, n_heads, n_rows, dim)).float()
+    # [B, kv, groups*R, D] @ [B, kv, D, K]: GQA without materialising repeated keys
+    grouped = picked.reshape(batch, n_kv, groups * n_rows, dim)
+    scores = torch.matmul(grouped, key.float().transpose(-1, -2)).reshape(batch, n_heads, n_rows, k_len)
+    scores = scores * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is None:
+        positions = safe + (k_len - q_len)  # absolute position of each query row among the keys
+        allowed = torch.arange(k_len, device=query.device)[None, None, :] <= positions[:, :, None]
+        scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+    else:
+        mask = attention_mask.expand(batch, -1, -1, -1)[:, 0]  # [B, Tq, K]
+        mask_rows = mask.gather(1, safe[:, :, None].expand(batch, n_rows, mask.shape[-1]))[:, None]
+        if mask_rows.dtype == torch.bool:
+            scores = scores.masked_fill(~mask_rows, float("-inf"))
+        else:
+            scores = scores + mask_rows.float()
+    probs = torch.softmax(scores, dim=-1)
+    valid = (rows >= 0).to(query.device)[:, None, :, None]
+    return torch.where(valid & ~probs.isnan(), probs, torch.zeros((), device=probs.device))
+
+
+def _eager_output(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    softcap: float,
+) -> torch.Tensor:
+    """Attention output for soft-capped logits (which SDPA cannot do): ``[B, T, H, D]``."""
+    q_len = query.shape[2]
+    rows = torch.arange(q_len, device=query.device).expand(query.shape[0], q_len)
+    probs = selected_probs(query, key, attention_mask, scaling, rows, softcap).to(value.dtype)
+    groups = query.shape[1] // key.shape[1]
+    out = torch.matmul(probs.reshape(probs.shape[0], key.shape[1], groups * q_len, -1), value)
+    return out.reshape(query.shape[0], query.shape[1], q_len, -1).transpose(1, 2).contiguous()
+
+
+def lens_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The function transformers calls in every attention layer once the lens is installed."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    softcap = kwargs.pop("softcap", None)
+    if softcap is None:
+        out, _ = sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs
+        )
+    else:
+        out = _eager_output(module, query, key, value, attention_mask, scale, softcap)
+    state = _ACTIVE.get()
+    if state is None:
+        return out, None
+    layer = int(getattr(module, "layer_idx", -1))
+    if layer < 0:
+        raise UnsupportedArchitectureError(f"{type(module).__name__} has no layer_idx; the lens needs it")
+    state.layers_seen.add(layer)
+    for tap in state.taps:
+        if tap.layers is None or layer in tap.layers:
+            with torch.no_grad():
+                tap.callback(layer, selected_probs(query, key, attention_mask, scale, tap.rows, softcap))
+    for hook in state.hooks:
+        replaced = hook(layer, out)
+        if replaced is not None:
+            out = replaced
+    return out, None
+
+
+AttentionInterface.register(LENS_NAME, lens_attention)
+AttentionMaskInterface.register(LENS_NAME, sdpa_mask)
+
+
+def install(model: Any) -> None:
+    """Route every attention layer of ``model`` through the lens (idempotent)."""
+    model.set_attn_implementation(LENS_NAME)
+
+
+def is_installed(model: Any) -> bool:
+    return getattr(model.config, "_attn_implementation", None) == LENS_NAME

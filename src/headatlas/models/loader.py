@@ -1,0 +1,112 @@
+"""Load a causal LM with its tokenizer from a zoo alias, a hub id, a local directory or a GGUF file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InvalidSettingError, UnknownModelError
+from ..lens import install
+from .facts import ModelFacts, facts_from_config
+from .zoo import ZOO, cache_dir, fetch, sha256_of
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the lens: eval mode, headatlas attention installed, with its tokenizer and facts."""
+
+    model: Any
+    tokenizer: Any
+    facts: ModelFacts
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def _converted_dir(sha256: str) -> Path:
+    return cache_dir() / "converted" / sha256[:16]
+
+
+def _load_gguf(path: Path, dtype: torch.dtype, load_kwargs: dict[str, Any], sha256: str) -> tuple[Any, Any]:
+    """Dequantise a GGUF file once, keep a safetensors copy in the cache, load from that copy after."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    converted = _converted_dir(sha256)
+    if not (converted / "config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        model.hf_quantizer = None  # type: ignore[assignment]  # the weights are plain float32 now; let save_pretrained write them
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        staging = converted.with_name(converted.name + ".staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "headatlas-source.json").write_text(json.dumps({"gguf": path.name, "sha256": sha256}))
+        shutil.rmtree(converted, ignore_errors=True)
+        staging.replace(converted)
+    return _load_pretrained(str(converted), dtype, load_kwargs)
+
+
+def _load_pretrained(ref: str, dtype: torch.dtype, load_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ref)
+    model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype, **load_kwargs)
+    return model, tokenizer
+
+
+def resolve_source(name: str) -> str:
+    """Say which kind of reference ``name`` is: zoo, gguf, local or hub."""
+    if name in ZOO:
+        return "zoo"
+    path = Path(name)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UnknownModelError(f"GGUF file not found: {name}")
+        return "gguf"
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UnknownModelError(f"{name} is a directory without config.json, not a transformers checkpoint")
+        return "local"
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return "hub"
+    valid = ", ".join(sorted(ZOO))
+    raise UnknownModelError(
+        f"unknown model {name!r}: not a zoo alias ({valid}), a .gguf file, a local directory or a hub id"
+    )
+
+
+def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device_map: str | None = None) -> LoadedModel:
+    """Load ``name`` for scanning. ``device_map="auto"`` spreads a large model over devices (accelerate)."""
+    if dtype not in DTYPES:
+        raise InvalidSettingError(f"unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidSettingError(f"device {device!r} requested but CUDA is not available on this machine")
+    source = resolve_source(name)
+    torch_dtype = DTYPES[dtype]
+    load_kwargs: dict[str, Any] = {"device_map": device_map} if device_map else {}
+    sha: str | None = None
+    if source in ("zoo", "gguf"):
+        path = fetch(name) if source == "zoo" else Path(name).resolve()
+        sha = ZOO[name].sha256 if source == "zoo" else sha256_of(path)
+        model, tokenizer = _load_gguf(path, torch_dtype, load_kwargs, sha)
+    else:
+        try:
+            model, tokenizer = _load_pretrained(name, torch_dtype, load_kwargs)
+        except OSError as exc:
+            raise UnknownModelError(f"could not load {name!r}: {str(exc).splitlines()[0]}") from exc
+    if not device_map:
+        model.to(device)
+    model.eval()
+    install(model)
+    facts = facts_from_config(model.config, name=name, source=source, sha256=sha)
+    return LoadedModel(model=model, tokenizer=tokenizer, facts=facts)

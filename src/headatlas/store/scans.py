@@ -1,0 +1,116 @@
+"""Scans in the store: one row per scan, one row per head x head type, and the full headmap JSON."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import StoreError
+from ..headmap import HeadMap
+from .db import migration, transaction
+
+
+@migration("scans", "0001_create")
+def _create(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE scans (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            architecture TEXT NOT NULL,
+            n_layers INTEGER NOT NULL,
+            n_heads INTEGER NOT NULL,
+            n_kv_heads INTEGER NOT NULL,
+            seed INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            out_dir TEXT,
+            headmap_json TEXT NOT NULL
+        );
+        CREATE TABLE head_scores (
+            scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+            layer INTEGER NOT NULL,
+            head INTEGER NOT NULL,
+            head_type TEXT NOT NULL,
+            score REAL,
+            score_se REAL,
+            n_samples INTEGER NOT NULL,
+            threshold REAL NOT NULL,
+            member INTEGER NOT NULL,
+            attribution REAL,
+            ablation_effect REAL,
+            PRIMARY KEY (scan_id, head_type, layer, head)
+        );
+        CREATE INDEX head_scores_type ON head_scores (head_type, score);
+        """
+    )
+
+
+def save_scan(conn: sqlite3.Connection, headmap: HeadMap, out_dir: str | None = None) -> int:
+    """Record a scan with all its head scores in one transaction; returns the scan id."""
+    f = headmap.facts
+    with transaction(conn):
+        cursor = conn.execute(
+            "INSERT INTO scans (model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir,"
+            " headmap_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f.name,
+                f.architecture,
+                f.n_layers,
+                f.n_heads,
+                f.n_kv_heads,
+                headmap.settings["seed"],
+                datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                out_dir,
+                headmap.json_text(),
+            ),
+        )
+        scan_id = int(cursor.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO head_scores (scan_id, layer, head, head_type, score, score_se, n_samples, threshold,"
+            " member, attribution, ablation_effect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    scan_id,
+                    r["layer"],
+                    r["head"],
+                    r["head_type"],
+                    r["score"],
+                    r["score_se"],
+                    r["n_samples"],
+                    r["threshold"],
+                    int(bool(r["member"])),
+                    r.get("attribution"),
+                    r.get("ablation_effect"),
+                )
+                for r in headmap.rows
+            ],
+        )
+    return scan_id
+
+
+def list_scans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
+        " FROM scans ORDER BY id DESC"
+    )
+    return [dict(r) for r in rows]
+
+
+def load_scan(conn: sqlite3.Connection, scan_id: int) -> HeadMap:
+    row = conn.execute("SELECT headmap_json FROM scans WHERE id = ?", (scan_id,)).fetchone()
+    if row is None:
+        raise StoreError(f"no scan with id {scan_id}")
+    return HeadMap.from_dict(json.loads(row["headmap_json"]))
+
+
+def heads_of_type(conn: sqlite3.Connection, head_type: str, members_only: bool = True) -> list[dict[str, Any]]:
+    """Heads of one type across every scanned model (the atlas view), strongest first."""
+    query = (
+        "SELECT s.id AS scan_id, s.model, h.layer, h.head, h.score, h.member FROM head_scores h"
+        " JOIN scans s ON s.id = h.scan_id WHERE h.head_type = ?"
+        + (" AND h.member = 1" if members_only else "")
+        + " ORDER BY h.score DESC, s.id, h.layer, h.head"
+    )
+    return [dict(r) for r in conn.execute(query, (head_type,))]
