@@ -82,6 +82,7 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     probe_info: dict[str, dict[str, Any]] = {}
     for probe_id, types in by_probe.items():
         batches = PROBES[probe_id](loaded.tokenizer, settings.probes, settings.seed)
+        _check_context(loaded, probe_id, batches)
         tokens, accuracy = 0, {"correct": 0, "total": 0}
         for done, batch in enumerate(batches, start=1):
             batch_on = batch.to(loaded.device)
@@ -145,6 +146,15 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
         for t in selected
     }
     return HeadMap(loaded.facts, rows, scan_settings, head_type_info, probe_info)
+
+
+def _check_context(loaded: LoadedModel, probe_id: str, batches: list[ProbeBatch]) -> None:
+    limit = loaded.facts.max_positions
+    longest = max(int(b.input_ids.shape[1]) for b in batches)
+    if limit is not None and longest > limit:
+        raise InvalidSettingError(
+            f"probe {probe_id!r} needs {longest} tokens but {loaded.facts.name} has a context window of {limit}"
+        )
 
 
 def _version_of(package: str) -> str:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from .errors import HeadatlasError, InvalidSettingError
-from .headmap import HeadMap
+from .headmap import HeadMap, check_out_dir
 from .heads import head_types
 from .models.zoo import DEFAULT_MODEL, ZOO
 
@@ -80,7 +80,8 @@ def scan(
     from .heads import resolve_head_types
 
     resolve_head_types(list(settings.head_types) if settings.head_types else None)
-    conn = None if no_store else connect(db)  # a bad store fails before the slow part, too
+    check_out_dir(out_dir)  # a bad --out or store fails before the slow part
+    conn = None if no_store else connect(db)
     with err.status(f"loading {model} …"):
         loaded = load_model(model, device=device, dtype=dtype, device_map=device_map)
     f = loaded.facts

@@ -25,6 +25,10 @@ class UnsupportedArchitectureError(HeadatlasError, ValueError):
     """The model's architecture lacks something a computation needs (e.g. per-head modules)."""
 
 
+class CorruptModelError(HeadatlasError, ValueError):
+    """A weights file exists but cannot be read (truncated or corrupt GGUF, broken checkpoint)."""
+
+
 class ModelFetchError(HeadatlasError, RuntimeError):
     """A zoo model could not be fetched or failed its checksum."""
 
@@ -33,5 +37,20 @@ class InvalidSettingError(HeadatlasError, ValueError):
     """A run setting (seed, device, dtype, probe size …) is out of range."""
 
 
+class CatalogueError(HeadatlasError, ValueError):
+    """A paper entry, contribution form or catalogue import file is malformed; the message names the field."""
+
+
+class UnknownHeadNameError(CatalogueError, KeyError):
+    """A head name is not in the paper catalogue's vocabulary; the message lists close matches."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class StoreError(HeadatlasError, RuntimeError):
     """The SQLite store is unreadable, from a newer version, or a write was refused."""
+
+
+class SourceError(HeadatlasError, ConnectionError):
+    """A paper source (arXiv, Daily Papers, Semantic Scholar) is unreachable or answered unusably."""

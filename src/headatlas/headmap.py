@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import UnknownHeadTypeError
+from .errors import InvalidSettingError, UnknownHeadTypeError
 from .models.facts import ModelFacts
 
 CSV_COLUMNS = ("layer", "head", "head_type", "score", "score_se", "n_samples", "threshold", "member")
@@ -113,11 +114,10 @@ class HeadMap:
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write ``headmap.csv`` and ``headmap.json`` into ``out_dir`` (created if missing)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = prepare_out_dir(out_dir)
         csv_path, json_path = out / "headmap.csv", out / "headmap.json"
-        csv_path.write_text(self.csv_text(), encoding="utf-8")
-        json_path.write_text(self.json_text(), encoding="utf-8")
+        write_atomic(csv_path, self.csv_text())
+        write_atomic(json_path, self.json_text())
         return csv_path, json_path
 
     @classmethod
@@ -140,6 +140,33 @@ class HeadMap:
         if p.is_dir():
             p = p / "headmap.json"
         return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Refuse an output path that is a file or that could not be created/written; creates nothing."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidSettingError(f"--out {out} is a file, not a directory")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidSettingError(f"output directory {out} cannot be written ({existing} is not a writable directory)")
+    return out
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Check ``out_dir`` and create it."""
+    out = check_out_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _round(value: Any) -> Any:

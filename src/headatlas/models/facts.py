@@ -20,6 +20,7 @@ class ModelFacts:
     sliding_window: int | None  # window of the sliding layers, None when every layer is global
     sliding_layers: tuple[int, ...]  # indices of sliding-window layers
     sha256: str | None  # checksum of the weights file when known
+    max_positions: int | None = None  # context window (max_position_embeddings)
 
     @property
     def n_head_total(self) -> int:
@@ -50,4 +51,5 @@ def facts_from_config(config: Any, *, name: str, source: str, sha256: str | None
         sliding_window=int(text.sliding_window) if sliding and getattr(text, "sliding_window", None) else None,
         sliding_layers=sliding,
         sha256=sha256,
+        max_positions=int(text.max_position_embeddings) if getattr(text, "max_position_embeddings", None) else None,
     )

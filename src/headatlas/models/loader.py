@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError, UnknownModelError
+from ..errors import CorruptModelError, InvalidSettingError, UnknownModelError, UnsupportedArchitectureError
 from ..lens import install
 from .facts import ModelFacts, facts_from_config
 from .zoo import ZOO, cache_dir, fetch, sha256_of
@@ -64,6 +65,17 @@ def _load_pretrained(ref: str, dtype: torch.dtype, load_kwargs: dict[str, Any]) 
     return model, tokenizer
 
 
+def check_supported(model: Any) -> None:
+    """The lens needs a model whose attention layers call transformers' AttentionInterface."""
+    if not getattr(type(model), "_supports_attention_backend", False):
+        arch = getattr(model.config, "model_type", type(model).__name__)
+        raise UnsupportedArchitectureError(
+            f"architecture {arch!r} does not route attention through transformers' AttentionInterface, so the "
+            "lens cannot see it; supported are models with attention-backend support (llama, mistral, qwen2/3, "
+            "gemma2/3, phi3, gpt2 …)"
+        )
+
+
 def resolve_source(name: str) -> str:
     """Say which kind of reference ``name`` is: zoo, gguf, local or hub."""
     if name in ZOO:
@@ -98,12 +110,17 @@ def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device
     if source in ("zoo", "gguf"):
         path = fetch(name) if source == "zoo" else Path(name).resolve()
         sha = ZOO[name].sha256 if source == "zoo" else sha256_of(path)
-        model, tokenizer = _load_gguf(path, torch_dtype, load_kwargs, sha)
+        try:
+            model, tokenizer = _load_gguf(path, torch_dtype, load_kwargs, sha)
+        except (ValueError, KeyError, OSError, IndexError, struct.error) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CorruptModelError(f"cannot read GGUF file {path}: {first}") from exc
     else:
         try:
             model, tokenizer = _load_pretrained(name, torch_dtype, load_kwargs)
         except OSError as exc:
             raise UnknownModelError(f"could not load {name!r}: {str(exc).splitlines()[0]}") from exc
+    check_supported(model)
     if not device_map:
         model.to(device)
     model.eval()

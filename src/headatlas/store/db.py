@@ -55,13 +55,16 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> sqlit
     """Open (creating and migrating if needed) the store at ``path``."""
     _load_components()
     db_path = Path(path) if path is not None else default_db_path()
-    if read_only:
-        if not db_path.is_file():
-            raise StoreError(f"no store at {db_path}")
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    else:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(db_path)
+    try:
+        if read_only:
+            if not db_path.is_file():
+                raise StoreError(f"no store at {db_path}")
+            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        else:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(db_path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the store at {db_path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA foreign_keys = ON")
