@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import InvalidSettingError
 from .headmap import HeadMap
 from .heads import HeadType, resolve_head_types
+from .heads.registry import ModelScore
 from .lens import PatternCallback, PatternTap, session
 from .models.loader import LoadedModel
 from .probes import PROBES, ProbeBatch, ProbeSettings
@@ -54,6 +55,7 @@ def _reduce_into(
 ) -> None:
     """Turn one layer's probabilities into per-sample scores for every head type, then drop them."""
     for t in types:
+        assert t.score is not None  # only pattern types are grouped by probe
         scores[t.id][:, layer] = t.score(probs, batch).float().cpu()
 
 
@@ -76,7 +78,8 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     by_probe: dict[str, list[HeadType]] = {}
     for head_type in selected:
-        by_probe.setdefault(head_type.probe, []).append(head_type)
+        if head_type.score is not None and head_type.probe is not None:
+            by_probe.setdefault(head_type.probe, []).append(head_type)
 
     per_sample: dict[str, list[torch.Tensor]] = {t.id: [] for t in selected}  # each [B, L, H]
     probe_info: dict[str, dict[str, Any]] = {}
@@ -102,13 +105,27 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
             "head_types": [t.id for t in types],
         }
 
+    # Types scored from the model itself (weights-only, or their own passes): no shared forward pass.
+    direct: dict[str, ModelScore] = {}
+    for head_type in selected:
+        if head_type.model_score is not None:
+            result = head_type.model_score(loaded, settings.probes, settings.seed)
+            if tuple(result.score.shape) != (n_layers, n_heads):
+                raise RuntimeError(f"{head_type.id}: model score has shape {tuple(result.score.shape)}")
+            direct[head_type.id] = result
+            probe_info[head_type.id] = {**result.info, "n_samples": result.n_samples, "head_types": [head_type.id]}
+
     rows = []
     for head_type in selected:
-        stacked = torch.cat(per_sample[head_type.id]).double()  # [S, L, H]
-        defined = ~stacked.isnan()
-        count = defined.sum(0)
-        mean = torch.nanmean(stacked, dim=0)
-        spread = torch.sqrt(torch.nansum((stacked - mean) ** 2, dim=0) / (count - 1).clamp(min=1))
+        if head_type.id in direct:
+            mean = direct[head_type.id].score.double().cpu()
+            count = torch.where(mean.isnan(), 0, direct[head_type.id].n_samples)
+            spread = None  # a weights-only score has no sampling spread to report
+        else:
+            stacked = torch.cat(per_sample[head_type.id]).double()  # [S, L, H]
+            count = (~stacked.isnan()).sum(0)
+            mean = torch.nanmean(stacked, dim=0)
+            spread = torch.sqrt(torch.nansum((stacked - mean) ** 2, dim=0) / (count - 1).clamp(min=1))
         for layer in range(n_layers):
             for head in range(n_heads):
                 n = int(count[layer, head])
@@ -119,7 +136,7 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
                         "head": head,
                         "head_type": head_type.id,
                         "score": value if n else None,
-                        "score_se": float(spread[layer, head]) / n**0.5 if n > 1 else None,
+                        "score_se": float(spread[layer, head]) / n**0.5 if spread is not None and n > 1 else None,
                         "n_samples": n,
                         "threshold": head_type.threshold,
                         "member": bool(n and value >= head_type.threshold),

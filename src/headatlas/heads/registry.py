@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import InvalidSettingError, UnknownHeadTypeError
-from ..probes import PROBES, ProbeBatch
+from ..probes import PROBES, ProbeBatch, ProbeSettings
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 ScoreFn = Callable[[torch.Tensor, ProbeBatch], torch.Tensor]
 """``(probs [B, H, R, K], batch) -> [B, H]``: one score per sample and head, NaN where undefined."""
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """Scores a head type computes straight from the model rather than from a shared probe pass.
+
+    ``score`` is ``[layers, heads]``; ``n_samples`` is how many items each score averages over (tokens of
+    a token set, task pairs, scored rows); ``info`` says what was used (set sizes, dropped items …).
+    """
+
+    score: torch.Tensor
+    n_samples: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ModelScoreFn = Callable[["LoadedModel", ProbeSettings, int], ModelScore]
+"""``(loaded, probe settings, seed) -> ModelScore``: weights-only scores, or scores needing their own passes."""
 
 STAGES = ("KR", "ICI", "LR", "EP")  # survey stages: knowledge recalling … expression preparation
 
@@ -25,16 +46,21 @@ class HeadType:
     definition: str  # what the score measures, in one or two sentences
     papers: tuple[str, ...]  # titles of the defining papers (seed list)
     stage: str  # survey stage (KR / ICI / LR / EP)
-    probe: str  # id in headatlas.probes.PROBES
+    probe: str | None  # id in headatlas.probes.PROBES; None for weights-only types
     threshold: float  # a head is a member when score >= threshold
-    score: ScoreFn
+    score: ScoreFn | None = None  # pattern score over the probe's shared forward passes …
+    model_score: ModelScoreFn | None = None  # … or scores computed from the model itself (exactly one of the two)
 
     def __post_init__(self) -> None:
         if not self.id.isidentifier() or self.id != self.id.lower():
             raise InvalidSettingError(f"head-type id must be a snake_case identifier, got {self.id!r}")
         if self.stage not in STAGES:
             raise InvalidSettingError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.probe not in PROBES:
+        if (self.score is None) == (self.model_score is None):
+            raise InvalidSettingError(f"head type {self.id!r} needs exactly one of score and model_score")
+        if self.score is not None and self.probe is None:
+            raise InvalidSettingError(f"head type {self.id!r} has a pattern score but no probe")
+        if self.probe is not None and self.probe not in PROBES:
             raise InvalidSettingError(f"unknown probe {self.probe!r}; valid probes are {', '.join(PROBES)}")
 
 
