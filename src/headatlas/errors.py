@@ -54,7 +54,3 @@ class StoreError(HeadatlasError, RuntimeError):
 
 class SourceError(HeadatlasError, ConnectionError):
     """A paper source (arXiv, Daily Papers, Semantic Scholar) is unreachable or answered unusably."""
-
-
-class SourceError(HeadatlasError, ConnectionError):
-    """A paper source (arXiv, Daily Papers, Semantic Scholar) is unreachable or answered unusably."""
