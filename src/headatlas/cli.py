@@ -103,11 +103,17 @@ def scan(
 
         headmap = run_census(loaded, settings, progress=progress)
     csv_path, json_path = headmap.write(out_dir)
+    from .web.patterns import capture_patterns, write_patterns
+    from .web.report import catalogue_papers, write_report
+
+    with err.status("recording attention patterns …"):
+        write_patterns(capture_patterns(loaded, seed=seed), out_dir)
+    report_path = write_report(headmap, out_dir, papers=catalogue_papers(conn, headmap))
     _print_summary(headmap)
     if conn is not None:
         scan_id = save_scan(conn, headmap, out_dir=str(out_dir.resolve()))
         err.print(f"stored as scan {scan_id}")
-    err.print(f"wrote {csv_path} and {json_path}")
+    err.print(f"wrote {csv_path}, {json_path} and {report_path}")
 
 
 def _print_summary(headmap: HeadMap, k: int = 3) -> None:
@@ -201,6 +207,35 @@ def scans_list(db: DbOption = None, fmt: FormatOption = "table") -> None:
             )
         )
     out.print(table)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A scan's output directory (holding headmap.json).")],
+    db: DbOption = None,
+) -> None:
+    """Rebuild OUT/report.html from OUT/headmap.json (and OUT/patterns.json when present)."""
+    from .web.report import rebuild_report
+
+    err.print(f"wrote {rebuild_report(out_dir, db)}")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    curate: Annotated[bool, typer.Option("--curate", help="Allow changes to the store (e.g. delete scans).")] = False,
+) -> None:
+    """Browse scans, head types and papers in a local web app (read-only unless --curate)."""
+    from .web.app import serve as run_server
+
+    if not 0 < port < 65536:
+        raise InvalidSettingError(f"--port must be 1..65535, got {port}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach it can read the store")
+    err.print(f"headatlas at http://{escape(host)}:{port}/ ({'curation on' if curate else 'read-only'})")
+    run_server(db, host=host, port=port, curate=curate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,155 @@
+"""``OUT/report.html``: one self-contained page per scan (styles, script and data inline; opens offline)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..errors import InvalidSettingError
+from ..headmap import HeadMap
+from . import views
+from .patterns import panel_examples, read_patterns
+
+REPORT_NAME = "report.html"
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja environment of the report and the app: packaged templates, autoescape on everywhere."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("headatlas.web", "templates"),
+        autoescape=True,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+    env.globals["colorbar"] = views.colorbar_css()
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = environment()
+    return _ENV
+
+
+def _initial_head(headmap: HeadMap) -> str:
+    """The head the pattern panel opens on: the strongest induction head, else the best head of the first type."""
+    for type_id in ("induction", *headmap.head_types):
+        if type_id in headmap.head_types:
+            top = headmap.top(type_id, 1)
+            if top:
+                return str(top[0]["name"])
+    return "L0H0"
+
+
+def report_context(
+    headmap: HeadMap,
+    patterns: dict[str, Any] | None = None,
+    papers: dict[str, list[dict[str, Any]]] | None = None,
+    k: int = 5,
+) -> dict[str, Any]:
+    """Everything report.html shows. ``papers``: catalogue papers per head type (default: the registry's titles)."""
+    counts = {t: len(headmap.members(t)) for t in headmap.head_types}
+    types = []
+    for type_id, info in headmap.head_types.items():
+        listed = (papers or {}).get(type_id)
+        if not listed:
+            listed = [{"title": title, "url": None, "year": None} for title in info.get("papers", [])]
+        types.append(
+            {
+                "id": type_id,
+                "name": info.get("name", type_id),
+                "stage": info.get("stage", ""),
+                "definition": info.get("definition", ""),
+                "threshold": info.get("threshold"),
+                "probe": info.get("probe", ""),
+                "n_members": counts[type_id],
+                "grid": views.heatmap(headmap, type_id),
+                "top": headmap.top(type_id, k),
+                "papers": listed,
+            }
+        )
+    return {
+        "standalone": True,
+        "css": views.asset("app.css"),
+        "js": views.asset("app.js"),
+        "model_name": headmap.facts.name,
+        "facts": views.facts_rows(headmap),
+        "settings": headmap.settings,
+        "settings_json": json.dumps(headmap.settings, indent=1, sort_keys=True),
+        "probes": headmap.probes,
+        "overview": views.overview(headmap),
+        "types": types,
+        "n_heads_total": headmap.facts.n_head_total,
+        "has_causal": views.has_causal_columns(headmap),
+        "verification": views.verification_rows(headmap),
+        "patterns": patterns,
+        "pattern_examples": panel_examples(patterns) if patterns else [],
+        "initial_head": _initial_head(headmap),
+    }
+
+
+def render_report(
+    headmap: HeadMap,
+    patterns: dict[str, Any] | None = None,
+    papers: dict[str, list[dict[str, Any]]] | None = None,
+) -> str:
+    return env().get_template("report.html").render(**report_context(headmap, patterns, papers))
+
+
+def write_report(
+    headmap: HeadMap,
+    out_dir: str | Path,
+    patterns: dict[str, Any] | None = None,
+    papers: dict[str, list[dict[str, Any]]] | None = None,
+) -> Path:
+    """Write ``OUT/report.html``. ``patterns`` defaults to ``OUT/patterns.json`` when that exists."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if patterns is None:
+        patterns = read_patterns(out)
+    path = out / REPORT_NAME
+    tmp = out / (REPORT_NAME + ".tmp")
+    tmp.write_text(render_report(headmap, patterns, papers), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def catalogue_papers(conn: sqlite3.Connection | None, headmap: HeadMap) -> dict[str, list[dict[str, Any]]]:
+    """Catalogue papers for each head type of ``headmap`` (registry titles where the catalogue has none)."""
+    from .catalogue import papers_for_head_type
+
+    return {t: papers_for_head_type(conn, t) for t in headmap.head_types}
+
+
+def rebuild_report(out_dir: str | Path, db_path: str | Path | None = None) -> Path:
+    """``headatlas report OUT``: rebuild ``OUT/report.html`` from ``OUT/headmap.json`` and ``OUT/patterns.json``.
+
+    Papers come from the store's catalogue when a store exists (none is created for this).
+    """
+    from ..store import connect
+    from ..store.db import default_db_path
+
+    out = Path(out_dir)
+    source = out / "headmap.json"
+    if not source.is_file():
+        raise InvalidSettingError(f"{out} has no headmap.json; run `headatlas scan --out {out}` first")
+    try:
+        headmap = HeadMap.read(source)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidSettingError(f"{source} is not a headatlas head map: {exc}") from None
+    store = Path(db_path) if db_path is not None else default_db_path()
+    conn = connect(store, read_only=True) if store.is_file() else None
+    try:
+        papers = catalogue_papers(conn, headmap)
+    finally:
+        if conn is not None:
+            conn.close()
+    return write_report(headmap, out, papers=papers)

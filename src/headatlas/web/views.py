@@ -1,0 +1,298 @@
+"""What the report and the web app show, shaped once: heatmap grids, colour scales, the overview.
+
+Both renderers (``report.py`` and ``app.py``) build their pages from these plain dicts, so the static
+report and the server agree on every number and colour.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..errors import InvalidSettingError
+from ..headmap import HeadMap, head_name
+
+# viridis, sampled at 9 stops: perceptually uniform and readable for colour-blind readers
+_VIRIDIS = (
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 144, 141),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+)
+# categorical colours for the overview (Tableau 10), one per head type in registry order
+_CATEGORICAL = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
+NO_TYPE_COLOR = "#eef0f3"
+MISSING_COLOR = "#d9d9d9"
+CELL = 18  # px of one heatmap cell
+_HEAD_RE = re.compile(r"^L(\d{1,4})H(\d{1,4})$")
+
+
+def score_color(value: float | None, vmax: float = 1.0) -> str:
+    """Viridis colour of a score in ``[0, vmax]`` (clamped); grey when the score is missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING_COLOR
+    x = min(max(value / vmax if vmax > 0 else 0.0, 0.0), 1.0) * (len(_VIRIDIS) - 1)
+    i = min(int(x), len(_VIRIDIS) - 2)
+    f = x - i
+    lo, hi = _VIRIDIS[i], _VIRIDIS[i + 1]
+    r, g, b = (round(a + (c - a) * f) for a, c in zip(lo, hi, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def colorbar_css() -> str:
+    """A CSS gradient matching :func:`score_color` (for legends)."""
+    stops = ", ".join(score_color(i / 8) for i in range(9))
+    return f"linear-gradient(to right, {stops})"
+
+
+def type_colors(type_ids: list[str]) -> dict[str, str]:
+    return {t: _CATEGORICAL[i % len(_CATEGORICAL)] for i, t in enumerate(type_ids)}
+
+
+def parse_head(name: str, n_layers: int, n_heads: int) -> tuple[int, int]:
+    """``"L3H2" -> (3, 2)``; refuses names outside the model."""
+    match = _HEAD_RE.match(name)
+    if not match:
+        raise InvalidSettingError(f"head names look like L3H2, got {name!r}")
+    layer, head = int(match.group(1)), int(match.group(2))
+    if layer >= n_layers or head >= n_heads:
+        raise InvalidSettingError(f"{name} is outside this model ({n_layers} layers x {n_heads} heads)")
+    return layer, head
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def scores_by_head(headmap: HeadMap) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
+    """``{(layer, head): {type_id: row}}``."""
+    out: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for row in headmap.rows:
+        out.setdefault((row["layer"], row["head"]), {})[row["head_type"]] = row
+    return out
+
+
+def strongest_type(rows: dict[str, dict[str, Any]]) -> tuple[str | None, float]:
+    """The type whose score most exceeds its membership threshold (score / threshold), among member types.
+
+    ``(None, best_ratio)`` when the head is a member of no type.
+    """
+    best_type: str | None = None
+    best_ratio = 0.0
+    max_ratio = 0.0
+    for type_id, row in rows.items():
+        if row.get("score") is None or not row.get("threshold"):
+            continue
+        ratio = float(row["score"]) / float(row["threshold"])
+        max_ratio = max(max_ratio, ratio)
+        if row.get("member") and ratio > best_ratio:
+            best_type, best_ratio = type_id, ratio
+    return (best_type, best_ratio) if best_type is not None else (None, max_ratio)
+
+
+def _grid(headmap: HeadMap, cells: list[dict[str, Any]], link: str | None, label: str, kind: str) -> dict[str, Any]:
+    n_layers, n_heads = headmap.facts.n_layers, headmap.facts.n_heads
+    left, top = 30, 16  # room for the head labels (left) and layer labels (top)
+    for c in cells:
+        c["x"] = left + c["layer"] * CELL
+        c["y"] = top + c["head"] * CELL
+        c["href"] = link.format(name=c["name"]) if link else None
+    layer_step = 1 if n_layers <= 32 else (2 if n_layers <= 64 else 4)
+    return {
+        "kind": kind,
+        "type_id": None,
+        "label": label,
+        "cell": CELL,
+        "width": left + n_layers * CELL + 4,
+        "height": top + n_heads * CELL + 4,
+        "cells": cells,
+        "layer_labels": [
+            {"x": left + layer * CELL + CELL / 2, "text": str(layer)} for layer in range(0, n_layers, layer_step)
+        ],
+        "head_labels": [{"y": top + head * CELL + CELL / 2 + 3, "text": f"H{head}"} for head in range(n_heads)],
+        "left": left,
+        "top": top,
+    }
+
+
+def heatmap(headmap: HeadMap, type_id: str, link: str | None = None) -> dict[str, Any]:
+    """Layers (x) × heads (y) grid of one head type's scores, viridis-coloured; members outlined.
+
+    ``link`` is a format string with ``{name}`` (e.g. ``/scans/1/heads/{name}``) for clickable cells.
+    """
+    matrix = headmap.matrix(type_id)
+    info = headmap.head_types[type_id]
+    vmax = max(1.0, float(max((v for v in matrix.flatten() if not math.isnan(v)), default=1.0)))
+    cells = []
+    for layer in range(headmap.facts.n_layers):
+        for head in range(headmap.facts.n_heads):
+            value = float(matrix[layer, head])
+            score = None if math.isnan(value) else value
+            member = score is not None and score >= float(info["threshold"])
+            name = head_name(layer, head)
+            cells.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "name": name,
+                    "fill": score_color(score, vmax),
+                    "member": member,
+                    "title": f"{name} · {type_id} {_fmt(score)}{' · member' if member else ''}",
+                }
+            )
+    grid = _grid(headmap, cells, link, info.get("name", type_id), "scores")
+    grid["type_id"] = type_id
+    grid["vmax"] = vmax
+    return grid
+
+
+def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
+    """Every head coloured by its strongest member type (see :func:`strongest_type`); pale when none."""
+    colors = type_colors(list(headmap.head_types))
+    by_head = scores_by_head(headmap)
+    cells = []
+    counts: dict[str, int] = dict.fromkeys(headmap.head_types, 0)
+    for layer in range(headmap.facts.n_layers):
+        for head in range(headmap.facts.n_heads):
+            name = head_name(layer, head)
+            type_id, ratio = strongest_type(by_head.get((layer, head), {}))
+            if type_id is not None:
+                counts[type_id] += 1
+            cells.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "name": name,
+                    "fill": colors[type_id] if type_id else NO_TYPE_COLOR,
+                    "member": False,
+                    "type_id": type_id,
+                    "title": f"{name} · {type_id or 'no type'}" + (f" ({ratio:.2f}x threshold)" if type_id else ""),
+                }
+            )
+    grid = _grid(headmap, cells, link, "Strongest head type", "overview")
+    grid["legend"] = [
+        {"type_id": t, "name": headmap.head_types[t].get("name", t), "color": colors[t], "count": counts[t]}
+        for t in headmap.head_types
+    ]
+    return grid
+
+
+def top_heads(headmap: HeadMap, k: int = 5) -> dict[str, list[dict[str, Any]]]:
+    return {t: headmap.top(t, k) for t in headmap.head_types}
+
+
+def head_detail(headmap: HeadMap, layer: int, head: int) -> dict[str, Any]:
+    """All scores of one head, with rank among the model's heads for each type."""
+    rows = scores_by_head(headmap).get((layer, head), {})
+    out = []
+    for type_id, info in headmap.head_types.items():
+        row = rows.get(type_id)
+        if row is None:
+            continue
+        scored = sorted(r["score"] for r in headmap.rows if r["head_type"] == type_id and r["score"] is not None)
+        rank = None
+        if row["score"] is not None:
+            rank = 1 + sum(1 for s in scored if s > row["score"])
+        out.append(
+            {
+                "head_type": type_id,
+                "name": info.get("name", type_id),
+                "score": row["score"],
+                "score_se": row.get("score_se"),
+                "threshold": row["threshold"],
+                "member": bool(row["member"]),
+                "rank": rank,
+                "of": len(scored),
+                "attribution": row.get("attribution"),
+                "ablation_effect": row.get("ablation_effect"),
+                "fill": score_color(row["score"]),
+            }
+        )
+    strongest, ratio = strongest_type(rows)
+    return {
+        "name": head_name(layer, head),
+        "layer": layer,
+        "head": head,
+        "kv_head": head // max(1, headmap.facts.n_heads // max(1, headmap.facts.n_kv_heads)),
+        "scores": out,
+        "strongest": strongest,
+        "strongest_ratio": ratio,
+        "has_causal": any(s["attribution"] is not None or s["ablation_effect"] is not None for s in out),
+    }
+
+
+def has_causal_columns(headmap: HeadMap) -> bool:
+    return any(r.get("attribution") is not None or r.get("ablation_effect") is not None for r in headmap.rows)
+
+
+def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
+    """``headmap.verification`` flattened for display: one row per head type, values as short text."""
+    rows = []
+    for type_id, result in sorted(headmap.verification.items()):
+        if isinstance(result, dict):
+            fields = [(str(k), _short(v)) for k, v in sorted(result.items())]
+        else:
+            fields = [("result", _short(result))]
+        rows.append({"head_type": type_id, "fields": fields})
+    return rows
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return _fmt(value)
+    if isinstance(value, str | int | bool) or value is None:
+        return _fmt(value)
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 300 else text[:297] + "…"
+
+
+def facts_rows(headmap: HeadMap) -> list[tuple[str, str]]:
+    f = headmap.facts
+    rows = [
+        ("model", f.name),
+        ("source", f.source),
+        ("architecture", f.architecture),
+        ("layers × heads", f"{f.n_layers} × {f.n_heads} = {f.n_head_total} heads"),
+        ("KV heads", f"{f.n_kv_heads}" + (" (GQA)" if 1 < f.n_kv_heads < f.n_heads else "")),
+        ("head dim / d_model", f"{f.head_dim} / {f.d_model}"),
+        ("vocabulary", str(f.vocab_size)),
+        (
+            "sliding window",
+            f"{f.sliding_window} on layers {', '.join(map(str, f.sliding_layers))}" if f.sliding_window else "none",
+        ),
+        ("weights sha256", f.sha256 or "–"),
+        ("seed", str(headmap.settings.get("seed", "–"))),
+        ("dtype", str(headmap.settings.get("dtype", "–"))),
+        ("headatlas", str(headmap.settings.get("headatlas_version", "–"))),
+    ]
+    return rows
+
+
+@lru_cache(maxsize=4)
+def asset(name: str) -> str:
+    """Text of a packaged static asset (``app.css``, ``app.js``)."""
+    return resources.files("headatlas.web").joinpath("static", name).read_text(encoding="utf-8")
