@@ -17,6 +17,7 @@ from rich.table import Table
 from .errors import HeadatlasError, InvalidSettingError
 from .headmap import HeadMap, check_out_dir
 from .heads import head_types
+from .literature.cli import papers_app
 from .models.zoo import DEFAULT_MODEL, ZOO
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ heads_app = typer.Typer(help="The head types headatlas detects.", no_args_is_hel
 scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=True)
 app.add_typer(heads_app, name="heads")
 app.add_typer(scans_app, name="scans")
+app.add_typer(papers_app, name="papers")
 
 out = Console()
 err = Console(stderr=True)

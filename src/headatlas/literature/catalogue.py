@@ -1,0 +1,135 @@
+"""The shipped paper catalogue (``data/papers.yaml``) and the canonical file format shared by import/export.
+
+The YAML file is the one reviewable source of truth: entries sorted newest first (date, then id), keys in a fixed
+order, written by :func:`dump_yaml` so that ``dump_yaml(load(text)) == text`` (a test holds the shipped file to
+that). ``papers export --format json`` writes the same records as JSON; ``papers import`` reads either.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import yaml
+
+from ..errors import CatalogueError
+from .schema import Paper, normalise_title
+from .vocabulary import Vocabulary, vocabulary
+
+FORMAT_VERSION = 1
+
+
+def sort_papers(papers: Iterable[Paper]) -> list[Paper]:
+    """Newest first; ties by id, so the order never depends on input order."""
+    return sorted(papers, key=lambda p: (-p.date.toordinal(), p.id))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """An immutable, validated set of papers with unique ids and unique normalised titles."""
+
+    papers: tuple[Paper, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        titles: dict[str, str] = {}
+        for p in self.papers:
+            if p.id in seen:
+                raise CatalogueError(f"duplicate paper id {p.id!r}")
+            seen[p.id] = p.title
+            key = normalise_title(p.title)
+            if key in titles:
+                raise CatalogueError(f"papers {titles[key]!r} and {p.id!r} have the same title")
+            titles[key] = p.id
+
+    def __len__(self) -> int:
+        return len(self.papers)
+
+    def get(self, paper_id: str) -> Paper:
+        for p in self.papers:
+            if p.id == paper_id:
+                return p
+        raise CatalogueError(f"no paper with id {paper_id!r}")
+
+    def check_vocabulary(self, vocab: Vocabulary | None = None) -> None:
+        """Every head type and tag of every paper must be in the vocabulary, and tags must map to head types."""
+        vocab = vocab or vocabulary()
+        for p in self.papers:
+            for ht in p.head_types:
+                if ht not in vocab:
+                    raise CatalogueError(f"paper {p.id!r}: head type {ht!r} is not in the vocabulary")
+            for tag in p.tags:
+                resolved = vocab.resolve(tag)
+                if resolved not in p.head_types:
+                    raise CatalogueError(f"paper {p.id!r}: tag {tag!r} means {resolved!r}, missing from head_types")
+
+
+def parse_records(raw: Any, *, today: date | None = None) -> list[Paper]:
+    """Validate decoded YAML/JSON: a list of paper dicts, or ``{"format": 1, "papers": [...]}``."""
+    if isinstance(raw, dict) and "papers" in raw:
+        version = raw.get("format", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise CatalogueError(f"unsupported catalogue format {version!r}; this version reads {FORMAT_VERSION}")
+        raw = raw["papers"]
+    if not isinstance(raw, list):
+        raise CatalogueError("a catalogue file must hold a list of papers")
+    return [Paper.from_dict(entry, today=today) for entry in raw]
+
+
+def loads(text: str, *, today: date | None = None) -> list[Paper]:
+    """Parse catalogue text, JSON or YAML (JSON is tried first); errors are :class:`CatalogueError`."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise CatalogueError("the catalogue file is empty")
+    if stripped[0] in "[{":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CatalogueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    else:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise CatalogueError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_records(raw, today=today)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, long lines kept whole, strings quoted only when YAML needs it."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(papers: Sequence[Paper]) -> str:
+    """Canonical YAML of ``papers`` (sorted newest first); stable byte for byte."""
+    records = [p.to_dict() for p in sort_papers(papers)]
+    return yaml.dump(records, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100_000)
+
+
+def dump_json(papers: Sequence[Paper]) -> str:
+    records = [p.to_dict() for p in sort_papers(papers)]
+    return json.dumps({"format": FORMAT_VERSION, "papers": records}, ensure_ascii=False, indent=2) + "\n"
+
+
+def shipped_text() -> str:
+    return importlib.resources.files("headatlas.literature").joinpath("data/papers.yaml").read_text("utf-8")
+
+
+@functools.cache
+def load_catalogue() -> Catalogue:
+    """The papers shipped with headatlas, validated against the vocabulary (loaded once)."""
+    catalogue = Catalogue(tuple(sort_papers(loads(shipped_text()))))
+    catalogue.check_vocabulary()
+    return catalogue

@@ -1,0 +1,446 @@
+"""The paper catalogue in the shared SQLite store: papers, their head types, the vocabulary, and FTS5 search.
+
+Each paper keeps its full canonical record (``record_json``) so export -> import is lossless; the other tables are
+indexes over it (head types, stages, authors, links) for filtering, and ``papers_fts`` (FTS5, porter stemming) over
+title and summary for ranked search. The shipped catalogue is imported by :func:`ensure_seeded`, idempotently: it
+re-imports only when the shipped file changed. All writes go through :func:`headatlas.store.db.transaction`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+from ..errors import CatalogueError
+from ..store.db import migration, transaction
+from .catalogue import load_catalogue, shipped_text, sort_papers
+from .schema import STAGES, Paper, Provenance, normalise_title
+from .vocabulary import HeadTerm, Vocabulary, shipped_terms, vocabulary
+
+TITLE_WEIGHT = 10.0  # bm25 column weights: a title hit counts ten times a summary hit
+SUMMARY_WEIGHT = 1.0
+
+
+@migration("papers", "0001_create")
+def _create(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE papers (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            norm_title TEXT NOT NULL UNIQUE,
+            date TEXT NOT NULL,
+            year INTEGER NOT NULL,
+            venue TEXT NOT NULL,
+            source TEXT NOT NULL,
+            added TEXT NOT NULL,
+            record_json TEXT NOT NULL
+        );
+        CREATE INDEX papers_year ON papers(year);
+        CREATE TABLE paper_head_types (
+            paper_rowid INTEGER NOT NULL REFERENCES papers(rowid) ON DELETE CASCADE,
+            head_type_id TEXT NOT NULL,
+            PRIMARY KEY (paper_rowid, head_type_id)
+        );
+        CREATE INDEX paper_head_types_type ON paper_head_types(head_type_id, paper_rowid);
+        CREATE TABLE paper_stages (
+            paper_rowid INTEGER NOT NULL REFERENCES papers(rowid) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            PRIMARY KEY (paper_rowid, stage)
+        );
+        CREATE INDEX paper_stages_stage ON paper_stages(stage, paper_rowid);
+        CREATE TABLE paper_authors (
+            paper_rowid INTEGER NOT NULL REFERENCES papers(rowid) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (paper_rowid, position)
+        );
+        CREATE TABLE paper_links (
+            paper_rowid INTEGER NOT NULL REFERENCES papers(rowid) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            PRIMARY KEY (paper_rowid, kind)
+        );
+        CREATE TABLE head_types (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            in_survey INTEGER NOT NULL,
+            aliases_json TEXT NOT NULL,
+            papers_json TEXT NOT NULL,
+            shipped INTEGER NOT NULL
+        );
+        CREATE TABLE papers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, tokenize = 'porter unicode61');
+        """
+    )
+
+
+# ----- vocabulary -----
+
+
+def added_terms(conn: sqlite3.Connection) -> list[HeadTerm]:
+    """Head types added to this store (``papers add --new-head``), beyond the shipped vocabulary."""
+    rows = conn.execute("SELECT * FROM head_types WHERE shipped = 0 ORDER BY id").fetchall()
+    return [
+        HeadTerm(
+            id=r["id"],
+            name=r["name"],
+            stage=r["stage"],
+            definition=r["definition"],
+            aliases=tuple(json.loads(r["aliases_json"])),
+            papers=tuple(json.loads(r["papers_json"])),
+            in_survey=bool(r["in_survey"]),
+        )
+        for r in rows
+    ]
+
+
+def store_vocabulary(conn: sqlite3.Connection) -> Vocabulary:
+    return vocabulary(added_terms(conn))
+
+
+def _write_terms(conn: sqlite3.Connection, terms: Iterable[HeadTerm], *, shipped: bool) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO head_types (id, name, stage, definition, in_survey, aliases_json, papers_json, shipped)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                t.id,
+                t.name,
+                t.stage,
+                t.definition,
+                int(t.in_survey),
+                json.dumps(list(t.aliases)),
+                json.dumps(list(t.papers)),
+                int(shipped),
+            )
+            for t in terms
+        ],
+    )
+
+
+def add_head_term(conn: sqlite3.Connection, term: HeadTerm) -> None:
+    """Record a new head type; refuses an id or alias the vocabulary already has."""
+    vocab = store_vocabulary(conn)
+    vocab.add(term)  # raises on clashes
+    with transaction(conn):
+        _write_terms(conn, [term], shipped=False)
+
+
+# ----- writing papers -----
+
+
+def _insert_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+    """Upsert inside the caller's transaction. Index rows of a replaced paper are rebuilt."""
+    for p in papers:
+        old = conn.execute("SELECT rowid FROM papers WHERE id = ?", (p.id,)).fetchone()
+        if old is not None:
+            _delete_rowid(conn, old[0])
+        record = json.dumps(p.to_dict(), ensure_ascii=False, sort_keys=False)
+        cur = conn.execute(
+            "INSERT INTO papers (id, title, norm_title, date, year, venue, source, added, record_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                p.id,
+                p.title,
+                normalise_title(p.title),
+                p.date.isoformat(),
+                p.year,
+                p.venue,
+                p.provenance.source,
+                p.provenance.added.isoformat(),
+                record,
+            ),
+        )
+        rowid = cur.lastrowid
+        conn.executemany(
+            "INSERT INTO paper_head_types (paper_rowid, head_type_id) VALUES (?, ?)",
+            [(rowid, ht) for ht in p.head_types],
+        )
+        conn.executemany("INSERT INTO paper_stages (paper_rowid, stage) VALUES (?, ?)", [(rowid, s) for s in p.stages])
+        conn.executemany(
+            "INSERT INTO paper_authors (paper_rowid, position, name) VALUES (?, ?, ?)",
+            [(rowid, i, a) for i, a in enumerate(p.authors)],
+        )
+        conn.executemany(
+            "INSERT INTO paper_links (paper_rowid, kind, url) VALUES (?, ?, ?)",
+            [(rowid, k, u) for k, u in p.links.items()],
+        )
+        conn.execute(
+            "INSERT INTO papers_fts (rowid, title, summary) VALUES (?, ?, ?)", (rowid, p.title, p.summary.text())
+        )
+
+
+def _delete_rowid(conn: sqlite3.Connection, rowid: int) -> None:
+    conn.execute("DELETE FROM papers_fts WHERE rowid = ?", (rowid,))
+    conn.execute("DELETE FROM papers WHERE rowid = ?", (rowid,))  # index tables cascade
+
+
+def validate_for_store(conn: sqlite3.Connection, papers: Sequence[Paper], *, vocab: Vocabulary | None = None) -> None:
+    """Everything an import checks before writing anything: unique ids and titles, known head types."""
+    vocab = vocab or store_vocabulary(conn)
+    seen: set[str] = set()
+    titles: dict[str, str] = {}
+    for p in papers:
+        if p.id in seen:
+            raise CatalogueError(f"paper id {p.id!r} appears twice in the import")
+        seen.add(p.id)
+        key = normalise_title(p.title)
+        if key in titles:
+            raise CatalogueError(f"papers {titles[key]!r} and {p.id!r} in the import have the same title")
+        titles[key] = p.id
+        for ht in p.head_types:
+            if ht not in vocab:
+                raise CatalogueError(
+                    f"paper {p.id!r}: head type {ht!r} is not in the vocabulary; close matches: "
+                    f"{', '.join(vocab.close_matches(ht)) or 'none'}"
+                )
+        clash = conn.execute("SELECT id FROM papers WHERE norm_title = ? AND id != ?", (key, p.id)).fetchone()
+        if clash is not None:
+            raise CatalogueError(f"paper {p.id!r} has the same title as stored paper {clash[0]!r}")
+
+
+def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> int:
+    """Validate all, then upsert all in one transaction (all or nothing). Returns the number written."""
+    ensure_seeded(conn)
+    validate_for_store(conn, papers)
+    with transaction(conn):
+        _insert_papers(conn, papers)
+    return len(papers)
+
+
+def _catalogue_digest() -> str:
+    vocab_text = json.dumps([t.to_dict() for t in shipped_terms()], sort_keys=True)
+    return hashlib.sha256((shipped_text() + vocab_text).encode("utf-8")).hexdigest()
+
+
+def ensure_seeded(conn: sqlite3.Connection) -> bool:
+    """Import the shipped vocabulary and catalogue unless this exact version is already in. True if it wrote."""
+    digest = _catalogue_digest()
+    row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
+    if row is not None and row[0] == digest:
+        return False
+    catalogue = load_catalogue()
+    with transaction(conn):
+        _write_terms(conn, shipped_terms(), shipped=True)
+        # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
+        # a new seed entry now duplicates by title gives way to it)
+        for p in catalogue.papers:
+            clash = conn.execute(
+                "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (normalise_title(p.title), p.id)
+            ).fetchone()
+            if clash is not None:
+                conn.execute("DELETE FROM papers_fts WHERE rowid = (SELECT rowid FROM papers WHERE id = ?)", clash)
+                conn.execute("DELETE FROM papers WHERE id = ?", clash)
+        _insert_papers(conn, catalogue.papers)
+        conn.execute("INSERT OR REPLACE INTO papers_meta (key, value) VALUES ('seed_digest', ?)", (digest,))
+    return True
+
+
+# ----- merging contributions -----
+
+
+def find_duplicate(conn: sqlite3.Connection, paper: Paper) -> Paper | None:
+    """A stored paper that is the same work: same id (arXiv id or slug) or same normalised title."""
+    row = conn.execute(
+        "SELECT record_json FROM papers WHERE id = ? OR norm_title = ? ORDER BY id = ? DESC LIMIT 1",
+        (paper.id, normalise_title(paper.title), paper.id),
+    ).fetchone()
+    return Paper.from_dict(json.loads(row[0])) if row is not None else None
+
+
+def _union(a: Sequence[str], b: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*a, *b]))
+
+
+def merge_papers(old: Paper, new: Paper, *, today: date | None = None) -> Paper:
+    """``old`` enriched by ``new``: lists are unioned, missing links and authors filled; old text is kept."""
+    day = today or date.today()
+    note = f"{old.provenance.note} Merged a {new.provenance.source} on {day.isoformat()}.".strip()
+    return replace(
+        old,
+        tags=_union(old.tags, new.tags),
+        head_types=_union(old.head_types, new.head_types),
+        stages=tuple(s for s in STAGES if s in set(old.stages) | set(new.stages)),
+        methods=_union(old.methods, new.methods),
+        models=_union(old.models, new.models),
+        tasks=_union(old.tasks, new.tasks),
+        authors=old.authors or new.authors,
+        links={**new.links, **old.links},
+        reported_heads=tuple(dict.fromkeys([*old.reported_heads, *new.reported_heads])),
+        provenance=Provenance(
+            source=old.provenance.source, added=old.provenance.added, assigned=old.provenance.assigned, note=note
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AddResult:
+    paper: Paper
+    merged_into: str | None  # id of the stored paper the contribution was merged into, if any
+
+
+def add_paper(conn: sqlite3.Connection, paper: Paper, *, new_terms: Sequence[HeadTerm] = ()) -> AddResult:
+    """Add a contribution, merging with a duplicate (same arXiv id or normalised title) instead of duplicating."""
+    ensure_seeded(conn)
+    vocab = store_vocabulary(conn)
+    for term in new_terms:
+        vocab.add(term)
+    existing = find_duplicate(conn, paper)
+    result = merge_papers(existing, paper) if existing is not None else paper
+    validate_for_store(conn, [result], vocab=vocab)
+    with transaction(conn):
+        if new_terms:
+            _write_terms(conn, new_terms, shipped=False)
+        _insert_papers(conn, [result])
+    return AddResult(result, existing.id if existing is not None else None)
+
+
+# ----- reading -----
+
+
+def _papers(rows: Iterable[sqlite3.Row]) -> list[Paper]:
+    return [Paper.from_dict(json.loads(r["record_json"])) for r in rows]
+
+
+def _filters(head_type: str | None, stage: str | None, year: int | None) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if head_type is not None:
+        clauses.append("p.rowid IN (SELECT paper_rowid FROM paper_head_types WHERE head_type_id = ?)")
+        params.append(head_type)
+    if stage is not None:
+        clauses.append("p.rowid IN (SELECT paper_rowid FROM paper_stages WHERE stage = ?)")
+        params.append(stage)
+    if year is not None:
+        clauses.append("p.year = ?")
+        params.append(year)
+    return ("".join(f" AND {c}" for c in clauses), params)
+
+
+def check_filters(conn: sqlite3.Connection, head_type: str | None, stage: str | None) -> str | None:
+    """Validate filter values; a head-type name is resolved to its id (``"S-inhibition head"`` -> ``s_inhibition``)."""
+    if stage is not None and stage not in STAGES:
+        raise CatalogueError(f"unknown stage {stage!r}; valid stages are {', '.join(STAGES)}")
+    if head_type is None:
+        return None
+    return store_vocabulary(conn).resolve(head_type)
+
+
+def list_papers(
+    conn: sqlite3.Connection, *, head_type: str | None = None, stage: str | None = None, year: int | None = None
+) -> list[Paper]:
+    """Stored papers, newest first, filtered by head-type id, stage and year."""
+    where, params = _filters(head_type, stage, year)
+    rows = conn.execute(
+        f"SELECT p.record_json FROM papers p WHERE 1 = 1{where} ORDER BY p.date DESC, p.id", params
+    ).fetchall()
+    return _papers(rows)
+
+
+def get_paper(conn: sqlite3.Connection, paper_id: str) -> Paper:
+    row = conn.execute("SELECT record_json FROM papers WHERE id = ?", (paper_id.strip(),)).fetchone()
+    if row is None:
+        close = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM papers WHERE id LIKE ? ORDER BY id LIMIT 5", (f"%{paper_id.strip()[:12]}%",)
+            )
+        ]
+        hint = f"; similar ids: {', '.join(close)}" if close else ""
+        raise CatalogueError(f"no paper with id {paper_id!r}{hint}")
+    return Paper.from_dict(json.loads(row[0]))
+
+
+def papers_for_head_type(conn: sqlite3.Connection, head_type_id: str) -> list[Paper]:
+    """Stored papers tagged with ``head_type_id`` plus its defining papers, newest first."""
+    vocab = store_vocabulary(conn)
+    term = vocab.get(head_type_id)
+    marks = ",".join("?" * len(term.papers))
+    defining = f" OR p.id IN ({marks})" if term.papers else ""
+    rows = conn.execute(
+        "SELECT p.record_json FROM papers p WHERE p.rowid IN"
+        f" (SELECT paper_rowid FROM paper_head_types WHERE head_type_id = ?){defining} ORDER BY p.date DESC, p.id",
+        [head_type_id, *term.papers],
+    ).fetchall()
+    return _papers(rows)
+
+
+def fts_query(text: str) -> str:
+    """User text -> an FTS5 query: every word must match (quoted, so FTS syntax in the input is inert)."""
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        raise CatalogueError(f"search query {text!r} has no words")
+    return " ".join(f'"{w}"' for w in words)
+
+
+@dataclass(frozen=True)
+class Hit:
+    paper: Paper
+    rank: float  # bm25 (lower is better), after the boosts below
+
+
+def search_papers(
+    conn: sqlite3.Connection,
+    query: str,
+    *,
+    head_type: str | None = None,
+    stage: str | None = None,
+    year: int | None = None,
+    limit: int = 20,
+) -> list[Hit]:
+    """FTS5 search over title and summary, best first.
+
+    Order: papers that *define* the head type the whole query names (``"retrieval head"`` -> the Retrieval Head
+    paper), then papers whose title contains the query as a phrase, then bm25 with titles weighted
+    ``TITLE_WEIGHT`` times summaries; ties by newest, then id.
+    """
+    if limit < 1:
+        raise CatalogueError(f"--limit must be at least 1, got {limit}")
+    match = fts_query(query)
+    vocab = store_vocabulary(conn)
+    named = vocab.find(query)
+    defining = list(vocab.get(named).papers) if named is not None else []
+    phrase = " ".join(re.findall(r"\w+", query.lower()))
+    where, params = _filters(head_type, stage, year)
+    marks = ",".join("?" * len(defining)) or "NULL"
+    sql = (
+        "SELECT p.record_json, bm25(papers_fts, ?, ?) AS score,"
+        f" (p.id IN ({marks})) AS defines,"
+        " (instr(lower(p.title), ?) > 0) AS in_title"
+        " FROM papers_fts JOIN papers p ON p.rowid = papers_fts.rowid"
+        f" WHERE papers_fts MATCH ?{where}"
+        " ORDER BY defines DESC, in_title DESC, score, p.date DESC, p.id LIMIT ?"
+    )
+    rows = conn.execute(sql, [TITLE_WEIGHT, SUMMARY_WEIGHT, *defining, phrase, match, *params, limit]).fetchall()
+    return [Hit(Paper.from_dict(json.loads(r["record_json"])), float(r["score"])) for r in rows]
+
+
+def all_papers(conn: sqlite3.Connection) -> list[Paper]:
+    return sort_papers(_papers(conn.execute("SELECT record_json FROM papers").fetchall()))
+
+
+def dump_store(conn: sqlite3.Connection) -> str:
+    """Every row of the catalogue tables, sorted: compare two dumps to prove a failed command wrote nothing."""
+    parts = []
+    for table, order in (
+        ("papers", "id"),
+        ("paper_head_types", "paper_rowid, head_type_id"),
+        ("paper_stages", "paper_rowid, stage"),
+        ("paper_authors", "paper_rowid, position"),
+        ("paper_links", "paper_rowid, kind"),
+        ("head_types", "id"),
+        ("papers_meta", "key"),
+    ):
+        for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+            parts.append(f"{table}\t" + "\t".join(str(v) for v in tuple(row)))
+    parts.extend(f"fts\t{r[0]}\t{r[1]}" for r in conn.execute("SELECT rowid, title FROM papers_fts ORDER BY rowid"))
+    return "\n".join(parts)
