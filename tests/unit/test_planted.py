@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -148,3 +149,24 @@ def test_build_is_deterministic_and_seed_touches_only_unplanted_heads():
     for name in ("model.embed_tokens.weight", "lm_head.weight", "model.layers.0.self_attn.q_proj.weight"):
         assert torch.equal(sa[name], sc[name])
     assert a.facts.n_heads == 4 and a.facts.n_kv_heads == 2 and a.facts.n_layers == 2
+
+
+def test_lens_matches_eager_attention_on_saturated_heads(planted):
+    """Planted logits run to hundreds; the lens's taps and output must still equal eager attention."""
+    ids = repeated(2, seed=2)
+    logits, got = patterns(planted, ids)
+    reference = copy.deepcopy(planted.model)
+    reference.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = reference(input_ids=ids, output_attentions=True)
+    torch.testing.assert_close(logits, out.logits, atol=1e-4, rtol=1e-5)
+    for layer in (0, 1):
+        torch.testing.assert_close(got[layer], out.attentions[layer], atol=1e-6, rtol=1e-5)
+
+
+def test_building_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_planted_model(seed=7)
+    assert torch.equal(torch.rand(3), expected)
