@@ -46,7 +46,7 @@ def _load_components() -> None:
     # importing a component module registers its migrations
     from . import scans  # noqa: F401
 
-    for optional in ("headatlas.literature.store",):
+    for optional in ("headatlas.literature.store", "headatlas.literature.feed.store"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(optional)
 

@@ -1,0 +1,376 @@
+"""The feed's tables: ingested entries (one row per work), per-source cursors, skipped-input log, digest state.
+
+One row per work: an entry is matched to an existing row by versionless arXiv id, else by normalised title
+(a preprint and its venue version, v1 and v2, a Daily Papers and an arXiv report are one row). Each source page
+is written in one transaction together with that source's cursor, so a killed run leaves whole pages only and a
+rerun re-reads from the last committed cursor; matching makes the rerun add nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ...store.db import migration, transaction
+from .model import Entry
+
+STATUSES = ("pending", "irrelevant", "accepted", "rejected", "catalogued")
+"""``pending``: relevant, awaiting review; ``irrelevant``: scored below the threshold; ``accepted`` / ``rejected``:
+reviewed; ``catalogued``: already in the shipped catalogue when it arrived."""
+
+
+@migration("feed", "0001_entries")
+def _create(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE feed_entries (
+            id INTEGER PRIMARY KEY,
+            arxiv_id TEXT UNIQUE,
+            norm_title TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL,
+            version INTEGER,
+            authors_json TEXT NOT NULL,
+            published TEXT,
+            updated TEXT,
+            categories_json TEXT NOT NULL,
+            url TEXT,
+            venue TEXT,
+            journal_ref TEXT,
+            doi TEXT,
+            keywords_json TEXT NOT NULL,
+            citation_count INTEGER,
+            sources_json TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending','irrelevant','accepted','rejected','catalogued')),
+            score REAL NOT NULL CHECK (score >= 0 AND score <= 1),
+            why_json TEXT NOT NULL,
+            head_types_json TEXT NOT NULL,
+            candidates_json TEXT NOT NULL,
+            stages_json TEXT NOT NULL,
+            models_json TEXT NOT NULL,
+            summary_json TEXT NOT NULL,
+            catalogue_id TEXT,
+            first_seen TEXT NOT NULL,
+            reviewed_at TEXT
+        );
+        CREATE INDEX feed_entries_status ON feed_entries (status, published);
+        CREATE TABLE feed_cursors (
+            source TEXT PRIMARY KEY,
+            position TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE feed_skipped (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE digest_subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            head_types_json TEXT NOT NULL,
+            keywords_json TEXT NOT NULL,
+            exclude_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE digest_sent (
+            subscriber_id INTEGER NOT NULL REFERENCES digest_subscribers (id) ON DELETE CASCADE,
+            entry_id INTEGER NOT NULL REFERENCES feed_entries (id),
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, entry_id)
+        );
+        """
+    )
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What relevance, tagging and summary concluded about one entry (see :func:`annotate`)."""
+
+    relevant: bool
+    score: float
+    why: tuple[str, ...]
+    head_types: tuple[str, ...]
+    candidates: tuple[str, ...]
+    stages: tuple[str, ...]
+    models: tuple[str, ...]
+    summary: dict[str, str]
+    catalogue_id: str | None = None
+
+
+@dataclass
+class IngestResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
+
+    def merge(self, other: IngestResult) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.added_ids += other.added_ids
+
+
+def _find(conn: sqlite3.Connection, entry: Entry) -> sqlite3.Row | None:
+    if entry.arxiv_id:
+        row = conn.execute("SELECT * FROM feed_entries WHERE arxiv_id = ?", (entry.arxiv_id,)).fetchone()
+        if row is not None:
+            return row
+    # same normalised title: one work (preprint and venue version, or a re-submission under a new id)
+    found: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM feed_entries WHERE norm_title = ?", (entry.norm_title,)
+    ).fetchone()
+    return found
+
+
+def _union(old_json: str, new: Iterable[str]) -> str:
+    old = json.loads(old_json)
+    return json.dumps(list(dict.fromkeys([*old, *new])))
+
+
+def _merge(conn: sqlite3.Connection, row: sqlite3.Row, entry: Entry) -> bool:
+    """Fold ``entry`` into ``row``; True if anything changed. A newer version replaces title and abstract."""
+    changes: dict[str, Any] = {}
+    newer = entry.version is not None and (row["version"] is None or entry.version > row["version"])
+    if newer and entry.source == "arxiv":
+        changes.update(version=entry.version, title=entry.title, updated=entry.updated)
+        if entry.abstract:
+            changes["abstract"] = entry.abstract
+    elif entry.version is not None and row["version"] is None:
+        changes["version"] = entry.version
+    if not row["abstract"] and entry.abstract:
+        changes["abstract"] = entry.abstract
+    if row["arxiv_id"] is None and entry.arxiv_id:
+        clash = conn.execute("SELECT 1 FROM feed_entries WHERE arxiv_id = ?", (entry.arxiv_id,)).fetchone()
+        if clash is None:
+            changes["arxiv_id"] = entry.arxiv_id
+    for column, value in (
+        ("venue", entry.venue),
+        ("journal_ref", entry.journal_ref),
+        ("doi", entry.doi),
+        ("published", entry.published),
+        ("url", entry.url if entry.source == "arxiv" else None),
+    ):
+        if value and row[column] != value and (row[column] is None or column in ("venue", "journal_ref", "doi")):
+            changes[column] = value
+    if entry.citation_count is not None and entry.citation_count != row["citation_count"]:
+        changes["citation_count"] = entry.citation_count
+    for column, values in (
+        ("sources_json", [entry.source]),
+        ("keywords_json", entry.keywords),
+        ("categories_json", entry.categories),
+    ):
+        merged = _union(row[column], values)
+        if merged != row[column]:
+            changes[column] = merged
+    if not json.loads(row["authors_json"]) and entry.authors:
+        changes["authors_json"] = json.dumps(list(entry.authors))
+    if not changes:
+        return False
+    sets = ", ".join(f"{c} = ?" for c in changes)
+    conn.execute(f"UPDATE feed_entries SET {sets} WHERE id = ?", [*changes.values(), row["id"]])
+    return True
+
+
+def _insert(conn: sqlite3.Connection, entry: Entry, note: Annotation) -> int:
+    status = "pending" if note.relevant else "irrelevant"
+    if note.catalogue_id is not None:
+        status = "catalogued"
+    cur = conn.execute(
+        "INSERT INTO feed_entries (arxiv_id, norm_title, title, abstract, version, authors_json, published, updated,"
+        " categories_json, url, venue, journal_ref, doi, keywords_json, citation_count, sources_json, status, score,"
+        " why_json, head_types_json, candidates_json, stages_json, models_json, summary_json, catalogue_id,"
+        " first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.arxiv_id,
+            entry.norm_title,
+            entry.title,
+            entry.abstract,
+            entry.version,
+            json.dumps(list(entry.authors)),
+            entry.published,
+            entry.updated,
+            json.dumps(list(entry.categories)),
+            entry.url,
+            entry.venue,
+            entry.journal_ref,
+            entry.doi,
+            json.dumps(list(entry.keywords)),
+            entry.citation_count,
+            json.dumps([entry.source]),
+            status,
+            round(note.score, 6),
+            json.dumps(list(note.why)),
+            json.dumps(list(note.head_types)),
+            json.dumps(list(note.candidates)),
+            json.dumps(list(note.stages)),
+            json.dumps(list(note.models)),
+            json.dumps(note.summary, sort_keys=True),
+            note.catalogue_id,
+            now_iso(),
+        ),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def write_page(
+    conn: sqlite3.Connection,
+    entries: Sequence[Entry],
+    annotate: Any,
+    *,
+    source: str,
+    cursor: str | None = None,
+    skipped: Sequence[str] = (),
+) -> IngestResult:
+    """Write one page of entries and (optionally) the source's new cursor in a single transaction.
+
+    ``annotate(list_of_entries) -> list[Annotation]`` is called only for entries that are new to the store.
+    """
+    result = IngestResult(skipped=list(skipped))
+    with transaction(conn):
+        # annotate (in one batch) only the first entry of each work that the store does not hold yet
+        firsts: list[Entry] = []
+        keys_seen: set[str] = set()
+        for entry in entries:
+            if _find(conn, entry) is None:
+                keys = {entry.norm_title} | ({entry.arxiv_id} if entry.arxiv_id else set())
+                if not keys & keys_seen:
+                    firsts.append(entry)
+                keys_seen |= keys
+        notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
+        for entry in entries:
+            row = _find(conn, entry)
+            if row is not None:
+                if _merge(conn, row, entry):
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+                continue
+            note = notes.get(id(entry)) or annotate([entry])[0]
+            result.added_ids.append(_insert(conn, entry, note))
+            result.added += 1
+        for reason in skipped:
+            conn.execute("INSERT INTO feed_skipped (source, reason, at) VALUES (?, ?, ?)", (source, reason, now_iso()))
+        if cursor is not None:
+            conn.execute(
+                "INSERT INTO feed_cursors (source, position, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                (source, cursor, now_iso()),
+            )
+    return result
+
+
+def get_cursor(conn: sqlite3.Connection, source: str) -> str | None:
+    row = conn.execute("SELECT position FROM feed_cursors WHERE source = ?", (source,)).fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def set_cursor(conn: sqlite3.Connection, source: str, position: str) -> None:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO feed_cursors (source, position, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            (source, position, now_iso()),
+        )
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One stored work with its annotations (a read-only view of a ``feed_entries`` row)."""
+
+    id: int
+    arxiv_id: str | None
+    title: str
+    abstract: str
+    version: int | None
+    authors: tuple[str, ...]
+    published: str | None
+    updated: str | None
+    url: str | None
+    venue: str | None
+    citation_count: int | None
+    sources: tuple[str, ...]
+    keywords: tuple[str, ...]
+    status: str
+    score: float
+    why: tuple[str, ...]
+    head_types: tuple[str, ...]
+    candidates: tuple[str, ...]
+    stages: tuple[str, ...]
+    models: tuple[str, ...]
+    summary: dict[str, str]
+    catalogue_id: str | None
+    first_seen: str
+    reviewed_at: str | None
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> FeedEntry:
+        def seq(col: str) -> tuple[str, ...]:
+            return tuple(json.loads(r[col]))
+
+        return cls(
+            id=r["id"],
+            arxiv_id=r["arxiv_id"],
+            title=r["title"],
+            abstract=r["abstract"],
+            version=r["version"],
+            authors=seq("authors_json"),
+            published=r["published"],
+            updated=r["updated"],
+            url=r["url"],
+            venue=r["venue"],
+            citation_count=r["citation_count"],
+            sources=seq("sources_json"),
+            keywords=seq("keywords_json"),
+            status=r["status"],
+            score=r["score"],
+            why=seq("why_json"),
+            head_types=seq("head_types_json"),
+            candidates=seq("candidates_json"),
+            stages=seq("stages_json"),
+            models=seq("models_json"),
+            summary=json.loads(r["summary_json"]),
+            catalogue_id=r["catalogue_id"],
+            first_seen=r["first_seen"],
+            reviewed_at=r["reviewed_at"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def list_entries(conn: sqlite3.Connection, status: str | None = None) -> list[FeedEntry]:
+    """Stored entries (optionally of one status), newest first, ties by id."""
+    sql = "SELECT * FROM feed_entries"
+    params: list[object] = []
+    if status is not None:
+        sql += " WHERE status = ?"
+        params.append(status)
+    sql += " ORDER BY COALESCE(published, '') DESC, id"
+    return [FeedEntry.from_row(r) for r in conn.execute(sql, params).fetchall()]
+
+
+def get_entry(conn: sqlite3.Connection, entry_id: int) -> FeedEntry | None:
+    row = conn.execute("SELECT * FROM feed_entries WHERE id = ?", (entry_id,)).fetchone()
+    return FeedEntry.from_row(row) if row is not None else None
+
+
+def dump_feed(conn: sqlite3.Connection) -> str:
+    """Every row of the feed tables, sorted (timestamps included): equal dumps prove nothing was written."""
+    parts = []
+    for table in ("feed_entries", "feed_cursors", "feed_skipped", "digest_subscribers", "digest_sent"):
+        rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+        parts.append(table + "\n" + "\n".join(json.dumps(list(r)) for r in rows))
+    return "\n".join(parts)
