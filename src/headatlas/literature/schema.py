@@ -9,10 +9,10 @@ normalised vocabulary ids (``s_inhibition``), see :mod:`headatlas.literature.voc
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-import datetime as _dt
 from datetime import date
 from typing import Any
 

@@ -87,6 +87,11 @@ class HeadTerm:
     def from_dict(cls, data: Any) -> HeadTerm:
         if not isinstance(data, Mapping):
             raise CatalogueError("a head-type entry must be a mapping")
+        for key in ("aliases", "papers"):
+            values = data.get(key) or []
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                # e.g. an unquoted arXiv id that YAML read as a float (2408.08590 -> 2408.0859)
+                raise CatalogueError(f"head-type entry {data.get('id')!r}: field '{key}' must be a list of strings")
         try:
             return cls(
                 id=str(data["id"]),
