@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .causal.verify import VerifySettings, verify_headmap
 from .census import Progress, ScanSettings, run_census
+from .errors import InvalidSettingError
 from .headmap import HeadMap
 from .models.loader import LoadedModel, load_model
 from .models.zoo import DEFAULT_MODEL
@@ -19,11 +21,18 @@ def scan(
     dtype: str = "float32",
     device_map: str | None = None,
     progress: Progress | None = None,
+    verify: bool = False,
+    verify_settings: VerifySettings | None = None,
 ) -> HeadMap:
     """Scan ``model`` (zoo alias, hub id, local directory, ``.gguf`` file, or a loaded model).
 
-    Returns a :class:`HeadMap`; nothing is written or stored (the CLI does that).
+    ``verify=True`` adds causal verification (``headatlas.causal.verify``): per-head ``attribution`` and
+    ``ablation_effect`` and a ``verification`` record per head type. Returns a :class:`HeadMap`;
+    nothing is written or stored (the CLI does that).
     """
+    if verify_settings is not None and not verify:
+        raise InvalidSettingError("verify_settings given but verify=False")
+    verify_settings = verify_settings or (VerifySettings(seed=seed) if verify else None)
     loaded = (
         model
         if isinstance(model, LoadedModel)
@@ -34,7 +43,10 @@ def scan(
         head_types=tuple(head_types) if head_types is not None else None,
         probes=probes or ProbeSettings(),
     )
-    return run_census(loaded, settings, progress=progress)
+    headmap = run_census(loaded, settings, progress=progress)
+    if verify_settings is not None:
+        verify_headmap(loaded, headmap, verify_settings, progress=progress)
+    return headmap
 
 
 __all__ = ["scan"]

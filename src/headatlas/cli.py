@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .causal.cli import print_verification
+from .causal.cli import register as register_causal
 from .errors import HeadatlasError, InvalidSettingError
 from .headmap import HeadMap, check_out_dir
 from .heads import head_types
@@ -31,6 +33,7 @@ scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=Tru
 app.add_typer(heads_app, name="heads")
 app.add_typer(scans_app, name="scans")
 app.add_typer(papers_app, name="papers")
+register_causal(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -63,6 +66,9 @@ def scan(
     ] = None,
     db: DbOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the scan in the store.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Causally verify each head type (ablation vs random sets, attribution).")
+    ] = False,
 ) -> None:
     """Scan MODEL and write OUT/headmap.csv and OUT/headmap.json."""
     from .census import ScanSettings, run_census
@@ -104,6 +110,10 @@ def scan(
             bars.update(tasks[probe], completed=done)
 
         headmap = run_census(loaded, settings, progress=progress)
+        if verify:
+            from .causal.verify import VerifySettings, verify_headmap
+
+            verify_headmap(loaded, headmap, VerifySettings(seed=seed), progress=progress)
     csv_path, json_path = headmap.write(out_dir)
     from .web.patterns import capture_patterns, write_patterns
     from .web.report import catalogue_papers, write_report
@@ -112,6 +122,8 @@ def scan(
         write_patterns(capture_patterns(loaded, seed=seed), out_dir)
     report_path = write_report(headmap, out_dir, papers=catalogue_papers(conn, headmap))
     _print_summary(headmap)
+    if verify:
+        print_verification(out, headmap)
     if conn is not None:
         scan_id = save_scan(conn, headmap, out_dir=str(out_dir.resolve()))
         err.print(f"stored as scan {scan_id}")

@@ -5,7 +5,8 @@ For each head type t with member set S (from the census) and metric m = ``metric
 * **Set test.** Ablate all of S at once and measure the damage to m (metric change, oriented so
   positive = worse). Compare with ``n_random`` (>= 20) random head sets of size |S| drawn from the
   non-members, each member's stand-in taken from a layer within ``layer_window`` of the member's
-  layer (so a late-layer set is compared with late-layer sets; the window widens when a layer range
+  layer (default 0: the same layer, so a set is compared with other heads of its own layers, not
+  with heads of layers that matter more or less overall; the window widens only when a layer range
   runs out of non-members). Empirical p-value ``(1 + #{random damage >= set damage}) / (1 + n_random)``.
   **Rule:** ``verified`` when the set's damage is positive and p < ``alpha`` (0.05). With 20 random
   sets p < 0.05 happens exactly when S beats every random set, the rule the issue asks for.
@@ -53,7 +54,7 @@ class VerifySettings:
     seed: int = 0
     method: str = "mean"
     n_random: int = 20
-    layer_window: int = 2
+    layer_window: int = 0
     top_n: int = 5
     max_exact_members: int = 16
     attribution_steps: int = 1
