@@ -1,0 +1,64 @@
+"""CLI contract: one-line errors with exit code 2 for bad input, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from headatlas.cli import main
+from headatlas.heads import head_types
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["scan", "no-such-model"], "valid aliases|zoo alias"),
+        (["scan", "missing/file.gguf"], "GGUF file not found"),
+        (["scan", "--types", "induction,bogus"], "valid head types are"),
+        (["scan", "--seed", "-3"], "non-negative"),
+        (["scan", "--needle-contexts", "10"], "needle_contexts"),
+        (["scan", "--needle-contexts", "1k"], "integers"),
+        (["scan", "--dtype", "float8"], "valid dtypes"),
+        (["heads", "list", "--format", "yaml"], "valid formats"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
+    out_dir = tmp_path / "out"
+    code, _, err = run(capsys, *argv, *(["--out", str(out_dir), "--no-store"] if argv[0] == "scan" else []))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert not out_dir.exists()
+
+
+def test_out_pointing_at_a_file_and_unwritable_store(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    code, _, err = run(capsys, "scan", "--out", str(target))
+    assert code == 2 and "is a file" in err and target.read_text() == "keep me"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    code, _, err = run(capsys, "scan", "--out", str(tmp_path / "o"), "--db", str(blocker / "x.db"))
+    assert code == 2 and "cannot open the store" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_heads_list_comes_from_the_registry(capsys):
+    code, out, _ = run(capsys, "heads", "list", "--format", "json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [h["id"] for h in listed] == list(head_types())
+    assert all(h["papers"] and h["definition"] for h in listed)
+
+
+def test_scans_list_on_an_empty_store(capsys, db_path):
+    code, out, _ = run(capsys, "scans", "list", "--db", str(db_path), "--format", "json")
+    assert code == 0 and json.loads(out) == []

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from headatlas.census import ScanSettings, run_census
+from headatlas.errors import InvalidSettingError, UnknownHeadTypeError
+from headatlas.headmap import HeadMap
+from headatlas.probes import ProbeSettings
+from headatlas.testing.tiny import tiny_llama
+
+SMALL = ProbeSettings(n_repeat=4, repeat_len=10, n_text=3, text_len=32, needle_contexts=(256,), needle_per_context=2)
+
+
+@pytest.fixture(scope="module")
+def headmap():
+    return run_census(tiny_llama("gqa"), ScanSettings(seed=0, probes=SMALL))
+
+
+def test_one_row_per_head_and_type_with_the_contract_columns(headmap):
+    assert len(headmap.rows) == 2 * 4 * len(headmap.head_types)
+    header = headmap.csv_text().splitlines()[0]
+    assert header == "layer,head,head_type,score,score_se,n_samples,threshold,member"
+    assert "-1" not in {cell for line in headmap.csv_text().splitlines()[1:] for cell in line.split(",")[3:5]}
+
+
+def test_same_seed_same_bytes_other_seed_other_scores(tmp_path, headmap):
+    again = run_census(tiny_llama("gqa"), ScanSettings(seed=0, probes=SMALL))
+    assert again.csv_text() == headmap.csv_text()
+    assert again.json_text() == headmap.json_text()
+    other = run_census(tiny_llama("gqa"), ScanSettings(seed=1, probes=SMALL))
+    assert other.csv_text() != headmap.csv_text()
+
+
+def test_views(headmap):
+    matrix = headmap.matrix("induction")
+    assert matrix.shape == (2, 4)
+    top = headmap.top("induction", 3)
+    assert [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
+    assert math.isclose(top[0]["score"], float(matrix.max()))
+    assert top[0]["name"] == f"L{top[0]['layer']}H{top[0]['head']}"
+    frame = headmap.to_pandas()
+    assert list(frame.columns[:3]) == ["layer", "head", "name"]
+    with pytest.raises(UnknownHeadTypeError, match="valid|has"):
+        headmap.matrix("nonexistent")
+
+
+def test_write_and_read_round_trip(tmp_path, headmap):
+    csv_path, json_path = headmap.write(tmp_path / "out")
+    loaded = HeadMap.read(tmp_path / "out")
+    assert loaded.json_text() == json_path.read_text()
+    assert csv_path.read_text() == headmap.csv_text()
+    assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+def test_missing_scores_are_empty_cells_not_sentinels(headmap):
+    rows = [dict(r) for r in headmap.rows]
+    rows[0]["score"] = None
+    rows[0]["score_se"] = None
+    broken = HeadMap(headmap.facts, rows, headmap.settings, headmap.head_types)
+    first = broken.csv_text().splitlines()[1].split(",")
+    assert first[3] == "" and first[4] == ""
+    assert broken.to_dict()["heads"][0]["score"] is None
+
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path, headmap):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(InvalidSettingError, match="is a file"):
+        headmap.write(target)
+    assert target.read_text() == "x"
+
+
+def test_selected_types_only_and_duplicates_refused():
+    loaded = tiny_llama("mqa")
+    hm = run_census(loaded, ScanSettings(head_types=("induction", "sink"), probes=SMALL))
+    assert list(hm.head_types) == ["induction", "sink"]
+    assert set(hm.settings["head_types"]) == {"induction", "sink"}
+    with pytest.raises(InvalidSettingError, match="twice"):
+        run_census(loaded, ScanSettings(head_types=("sink", "sink"), probes=SMALL))
+
+
+def test_probe_longer_than_context_window_is_refused():
+    loaded = tiny_llama("gqa")
+    loaded.facts = type(loaded.facts)(**{**loaded.facts.__dict__, "max_positions": 128})
+    with pytest.raises(InvalidSettingError, match="context window of 128"):
+        run_census(loaded, ScanSettings(head_types=("retrieval",), probes=SMALL))
