@@ -1,9 +1,9 @@
 """The web layer's one door to the paper catalogue (:mod:`headatlas.literature`).
 
-Pages and the report ask this module for papers and head-type vocabulary as plain dicts shaped like
-``Paper.to_dict()`` plus ``year`` and ``url``. When the catalogue is not in the store (or the literature
-package lacks a function), it falls back to what the head-type registry knows: the defining papers'
-titles, so every head type still links to its papers.
+Pages and the report get papers as plain dicts shaped like ``Paper.to_dict()`` plus ``year`` and ``url``.
+Source, in order: papers imported into the store (:mod:`headatlas.literature.store`, FTS5 search), else
+the catalogue shipped with the package (``load_catalogue()``), else the head-type registry's titles of
+defining papers, so every head type always links to its papers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..errors import HeadatlasError
 from ..heads import head_types as registry_types
 
 PaperDict = dict[str, Any]
+SEARCH_LIMIT = 500
 
 
 def _slug(title: str) -> str:
@@ -35,14 +36,11 @@ def normalise(paper: Any) -> PaperDict:
     url = data["links"].get("paper")
     if not url and re.match(r"^\d{4}\.\d{4,5}$", pid):
         url = f"https://arxiv.org/abs/{pid}"
-    data["url"] = url
-    data.setdefault("head_types", [])
-    data.setdefault("stages", [])
-    data.setdefault("reported_heads", [])
+    data["url"] = url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+    for key in ("head_types", "stages", "reported_heads", "authors", "tags"):
+        data[key] = list(data.get(key) or [])
     data.setdefault("summary", None)
     data.setdefault("venue", "")
-    data.setdefault("authors", [])
-    data.setdefault("tags", [])
     return data
 
 
@@ -53,21 +51,7 @@ def _registry_papers() -> list[PaperDict]:
         for title in t.papers:
             entry = by_title.setdefault(
                 title,
-                {
-                    "id": _slug(title),
-                    "title": title,
-                    "date": None,
-                    "year": None,
-                    "venue": "",
-                    "links": {},
-                    "url": None,
-                    "tags": [],
-                    "head_types": [],
-                    "stages": [],
-                    "summary": None,
-                    "reported_heads": [],
-                    "provenance": {"source": "registry"},
-                },
+                normalise({"id": _slug(title), "title": title, "provenance": {"source": "registry"}}),
             )
             entry["head_types"].append(t.id)
             if t.stage not in entry["stages"]:
@@ -75,22 +59,21 @@ def _registry_papers() -> list[PaperDict]:
     return list(by_title.values())
 
 
-def _store_papers(conn: sqlite3.Connection | None) -> list[PaperDict] | None:
-    """Papers imported into the store's catalogue, or ``None`` when the store holds none."""
-    if conn is None:
-        return None
+def _lit_store() -> Any | None:
     try:
         from ..literature import store as lit_store
     except ImportError:
         return None
-    lister = getattr(lit_store, "list_papers", None) or getattr(lit_store, "all_papers", None)
-    if lister is None:
-        return None
+    return lit_store
+
+
+def _store_has_papers(conn: sqlite3.Connection | None) -> bool:
+    if conn is None or _lit_store() is None:
+        return False
     try:
-        papers = lister(conn)
-    except (sqlite3.Error, HeadatlasError):
-        return None
-    return [normalise(p) for p in papers] or None
+        return conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def _shipped_papers() -> list[PaperDict] | None:
@@ -105,8 +88,24 @@ def _shipped_papers() -> list[PaperDict] | None:
 
 def all_papers(conn: sqlite3.Connection | None) -> list[PaperDict]:
     """The catalogue's papers, newest first: the store's, else the shipped catalogue, else registry titles."""
-    papers = _store_papers(conn) or _shipped_papers() or _registry_papers()
+    lit = _lit_store()
+    papers: list[PaperDict] | None = None
+    if lit is not None and _store_has_papers(conn):
+        with contextlib.suppress(sqlite3.Error, HeadatlasError):
+            papers = [normalise(p) for p in lit.list_papers(conn)]
+    papers = papers or _shipped_papers() or _registry_papers()
     return sorted(papers, key=lambda p: str(p.get("date") or ""), reverse=True)
+
+
+def _matches(p: PaperDict, words: list[str]) -> bool:
+    summary = p["summary"]
+    parts = [p["title"], p.get("venue") or "", " ".join(p["tags"]), " ".join(p["head_types"])]
+    if isinstance(summary, Mapping):
+        parts.extend(str(v) for v in summary.values())
+    elif summary:
+        parts.append(str(summary))
+    hay = " ".join(parts).lower()
+    return all(w in hay for w in words)
 
 
 def search_papers(
@@ -116,8 +115,19 @@ def search_papers(
     year: int | None = None,
     stage: str | None = None,
 ) -> list[PaperDict]:
-    """Papers matching every given filter; ``q`` matches title, summary, venue, tags (case-insensitive words)."""
-    words = [w for w in (q or "").lower().split() if w]
+    """Papers matching every given filter.
+
+    ``q`` uses the store's ranked full-text search (FTS5 over title and summary) when the store holds the
+    catalogue; otherwise every word must occur in the title, summary, venue, tags or head types.
+    """
+    words = re.findall(r"\w+", (q or "").lower())
+    lit = _lit_store()
+    if words and lit is not None and _store_has_papers(conn):
+        try:
+            hits = lit.search_papers(conn, q, head_type=head_type, stage=stage, year=year, limit=SEARCH_LIMIT)
+            return [normalise(h.paper) for h in hits]
+        except (sqlite3.Error, HeadatlasError):
+            pass  # fall back to plain matching below
     out = []
     for p in all_papers(conn):
         if head_type and head_type not in p["head_types"]:
@@ -126,13 +136,8 @@ def search_papers(
             continue
         if stage and stage not in p["stages"]:
             continue
-        if words:
-            hay = " ".join(
-                [p["title"], p.get("venue") or "", " ".join(p.get("tags") or []), " ".join(p["head_types"])]
-                + ([" ".join(str(v) for v in p["summary"].values())] if isinstance(p["summary"], Mapping) else [])
-            ).lower()
-            if not all(w in hay for w in words):
-                continue
+        if words and not _matches(p, words):
+            continue
         out.append(p)
     return out
 
@@ -144,24 +149,39 @@ def get_paper(conn: sqlite3.Connection | None, paper_id: str) -> PaperDict | Non
     return None
 
 
-def papers_for_head_type(conn: sqlite3.Connection | None, head_type: str) -> list[PaperDict]:
-    """Papers that define or study ``head_type``: tagged with it, or named as its defining papers."""
-    papers = all_papers(conn)
-    defining: set[str] = set()
-    with contextlib.suppress(ImportError, HeadatlasError):
-        from ..literature.vocabulary import vocabulary as lit_vocabulary
+def _defining_ids(conn: sqlite3.Connection | None, head_type: str) -> set[str]:
+    with contextlib.suppress(ImportError, HeadatlasError, sqlite3.Error):
+        vocab = _lit_vocabulary(conn)
+        if vocab is not None and head_type in vocab:
+            return set(vocab.get(head_type).papers)
+    return set()
 
-        vocab = lit_vocabulary()
-        if head_type in vocab:
-            defining = set(vocab.get(head_type).papers)
-    found = [p for p in papers if head_type in p["head_types"] or p["id"] in defining]
-    if found:
-        return found
-    return [p for p in _registry_papers() if head_type in p["head_types"]]
+
+def papers_for_head_type(conn: sqlite3.Connection | None, head_type: str) -> list[PaperDict]:
+    """Papers that define or study ``head_type`` (tagged with it, or its defining papers), newest first."""
+    defining = _defining_ids(conn, head_type)
+    found = [p for p in all_papers(conn) if head_type in p["head_types"] or p["id"] in defining]
+    return found or [p for p in _registry_papers() if head_type in p["head_types"]]
+
+
+def _lit_vocabulary(conn: sqlite3.Connection | None) -> Any | None:
+    """The catalogue vocabulary (with head types added to this store), or ``None`` without the literature package."""
+    try:
+        from ..literature.vocabulary import vocabulary as shipped_vocabulary
+    except ImportError:
+        return None
+    lit = _lit_store()
+    if conn is not None and lit is not None:
+        with contextlib.suppress(sqlite3.Error):
+            return lit.store_vocabulary(conn)
+    return shipped_vocabulary()
 
 
 def vocabulary(conn: sqlite3.Connection | None) -> dict[str, dict[str, Any]]:
-    """Head types by id: name, stage, definition, aliases, and whether headatlas scores them."""
+    """Head types by id: name, stage, definition, aliases, and whether headatlas scores them.
+
+    Scored types (the census registry) come first, then catalogue-only types, each group by name.
+    """
     out: dict[str, dict[str, Any]] = {}
     for t in registry_types().values():
         out[t.id] = {
@@ -174,17 +194,16 @@ def vocabulary(conn: sqlite3.Connection | None) -> dict[str, dict[str, Any]]:
             "threshold": t.threshold,
             "probe": t.probe,
         }
-    with contextlib.suppress(ImportError, HeadatlasError):
-        from ..literature.vocabulary import vocabulary as lit_vocabulary
-
-        for term in lit_vocabulary().terms.values():
+    with contextlib.suppress(HeadatlasError):
+        vocab = _lit_vocabulary(conn)
+        for term in vocab.terms.values() if vocab is not None else ():
             entry = out.setdefault(
                 term.id,
                 {"id": term.id, "name": term.name, "stage": term.stage, "definition": term.definition,
                  "scored": False, "threshold": None, "probe": None},
             )  # fmt: skip
             entry["aliases"] = list(term.aliases)
-            entry["catalogue_definition"] = term.definition
+            entry["in_survey"] = bool(term.in_survey)
     return dict(sorted(out.items(), key=lambda kv: (not kv[1]["scored"], kv[1]["name"].lower())))
 
 

@@ -49,6 +49,11 @@ def _initial_head(headmap: HeadMap) -> str:
     return "L0H0"
 
 
+def _safe_url(url: Any) -> str | None:
+    """Only http(s) URLs become links (a ``javascript:`` URL in a catalogue entry stays text)."""
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+
 def report_context(
     headmap: HeadMap,
     patterns: dict[str, Any] | None = None,
@@ -62,6 +67,7 @@ def report_context(
         listed = (papers or {}).get(type_id)
         if not listed:
             listed = [{"title": title, "url": None, "year": None} for title in info.get("papers", [])]
+        listed = [{**p, "url": _safe_url(p.get("url"))} for p in listed]
         types.append(
             {
                 "id": type_id,

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from headatlas.errors import InvalidSettingError
+from headatlas.web import views
+
+
+def test_score_color_runs_dark_to_bright_and_clamps():
+    lo, mid, hi = views.score_color(0.0), views.score_color(0.5), views.score_color(1.0)
+    assert lo == "#440154" and hi == "#fde725"
+    assert len({lo, mid, hi}) == 3
+    assert views.score_color(7.0) == hi and views.score_color(-1.0) == lo
+    assert views.score_color(None) == views.MISSING_COLOR
+    assert views.score_color(float("nan")) == views.MISSING_COLOR
+
+
+@pytest.mark.parametrize("name, expected", [("L0H0", (0, 0)), ("L2H3", (2, 3))])
+def test_parse_head(name, expected):
+    assert views.parse_head(name, 3, 4) == expected
+
+
+@pytest.mark.parametrize("name", ["L3H0", "L0H4", "l0h0", "L0H0/../x", "", "L-1H0"])
+def test_parse_head_refuses_names_outside_the_model(name):
+    with pytest.raises(InvalidSettingError):
+        views.parse_head(name, 3, 4)
+
+
+def test_strongest_type_is_the_member_type_furthest_above_threshold():
+    rows = {
+        "a": {"score": 0.5, "threshold": 0.4, "member": True},  # 1.25x
+        "b": {"score": 0.9, "threshold": 0.6, "member": True},  # 1.5x
+        "c": {"score": 0.1, "threshold": 0.05, "member": False},  # 2x but flagged non-member
+    }
+    assert views.strongest_type(rows) == ("b", pytest.approx(1.5))
+    none = {"a": {"score": 0.2, "threshold": 0.4, "member": False}}
+    assert views.strongest_type(none) == (None, pytest.approx(0.5))
+
+
+def test_heatmap_has_one_cell_per_head_with_links_and_members(tiny_headmap):
+    grid = views.heatmap(tiny_headmap, "sink", link="/scans/1/heads/{name}")
+    f = tiny_headmap.facts
+    assert len(grid["cells"]) == f.n_layers * f.n_heads
+    names = {c["name"] for c in grid["cells"]}
+    assert names == {f"L{layer}H{h}" for layer in range(f.n_layers) for h in range(f.n_heads)}
+    members = set(tiny_headmap.members("sink"))
+    assert {c["name"] for c in grid["cells"] if c["member"]} == members
+    assert all(c["href"] == f"/scans/1/heads/{c['name']}" for c in grid["cells"])
+    # layers run across: x grows with layer, y with head
+    c01 = next(c for c in grid["cells"] if c["name"] == "L0H1")
+    c10 = next(c for c in grid["cells"] if c["name"] == "L1H0")
+    assert c10["x"] > c01["x"] and c01["y"] > c10["y"]
+
+
+def test_overview_colours_members_by_type_and_counts_them(tiny_headmap):
+    grid = views.overview(tiny_headmap)
+    colors = views.type_colors(list(tiny_headmap.head_types))
+    for c in grid["cells"]:
+        assert c["fill"] == (colors[c["type_id"]] if c["type_id"] else views.NO_TYPE_COLOR)
+    counts = {t["type_id"]: t["count"] for t in grid["legend"]}
+    assert sum(counts.values()) == sum(1 for c in grid["cells"] if c["type_id"])
+
+
+def test_head_detail_ranks(tiny_headmap):
+    detail = views.head_detail(tiny_headmap, 0, 0)
+    assert detail["name"] == "L0H0"
+    assert {s["head_type"] for s in detail["scores"]} == set(tiny_headmap.head_types)
+    for s in detail["scores"]:
+        if s["score"] is not None:
+            assert 1 <= s["rank"] <= s["of"]
+    best = tiny_headmap.top("sink", 1)[0]
+    top = views.head_detail(tiny_headmap, best["layer"], best["head"])
+    assert next(s for s in top["scores"] if s["head_type"] == "sink")["rank"] == 1
