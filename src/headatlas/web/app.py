@@ -196,7 +196,11 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             data = head_data(conn, scan_id, name)
         p = data["patterns"]
-        return page(request, "head.html", pattern_examples=panel_examples(p) if p else [], **data)
+        hd = data["head"]
+        example = views.example_for_head(data["headmap"], p, hd["layer"], hd["head"])
+        return page(
+            request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example, **data
+        )
 
     @app.get("/head-types", response_class=HTMLResponse, include_in_schema=False)
     def types_page(request: Request) -> HTMLResponse:

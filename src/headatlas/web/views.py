@@ -96,22 +96,31 @@ def scores_by_head(headmap: HeadMap) -> dict[tuple[int, int], dict[str, dict[str
     return out
 
 
-def strongest_type(rows: dict[str, dict[str, Any]]) -> tuple[str | None, float]:
-    """The type whose score most exceeds its membership threshold (score / threshold), among member types.
+def strength(score: float, threshold: float) -> float:
+    """How far a score is past its threshold, as a share of the headroom to a perfect 1.0.
 
-    ``(None, best_ratio)`` when the head is a member of no type.
+    0 at the threshold, 1 at a perfect score, negative below; comparable across types whose thresholds
+    differ (a 0.1-threshold type is not favoured the way a score / threshold ratio would favour it).
     """
+    headroom = 1.0 - threshold
+    return (score - threshold) / headroom if headroom > 1e-9 else score - threshold
+
+
+def strongest_type(rows: dict[str, dict[str, Any]]) -> tuple[str | None, float]:
+    """The member type with the largest :func:`strength`; ``(None, best strength)`` when the head is in no type."""
     best_type: str | None = None
-    best_ratio = 0.0
-    max_ratio = 0.0
+    best = -math.inf
+    best_any = -math.inf
     for type_id, row in rows.items():
-        if row.get("score") is None or not row.get("threshold"):
+        if row.get("score") is None or row.get("threshold") is None:
             continue
-        ratio = float(row["score"]) / float(row["threshold"])
-        max_ratio = max(max_ratio, ratio)
-        if row.get("member") and ratio > best_ratio:
-            best_type, best_ratio = type_id, ratio
-    return (best_type, best_ratio) if best_type is not None else (None, max_ratio)
+        value = strength(float(row["score"]), float(row["threshold"]))
+        best_any = max(best_any, value)
+        if row.get("member") and value > best:
+            best_type, best = type_id, value
+    if best_type is not None:
+        return best_type, best
+    return None, best_any if best_any > -math.inf else 0.0
 
 
 def _grid(headmap: HeadMap, cells: list[dict[str, Any]], link: str | None, label: str, kind: str) -> dict[str, Any]:
@@ -190,7 +199,7 @@ def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
                     "fill": colors[type_id] if type_id else NO_TYPE_COLOR,
                     "member": False,
                     "type_id": type_id,
-                    "title": f"{name} · {type_id or 'no type'}" + (f" ({ratio:.2f}x threshold)" if type_id else ""),
+                    "title": f"{name} · {type_id or 'no type'}" + (f" (strength {ratio:.2f})" if type_id else ""),
                 }
             )
     grid = _grid(headmap, cells, link, "Strongest head type", "overview")
@@ -240,7 +249,7 @@ def head_detail(headmap: HeadMap, layer: int, head: int) -> dict[str, Any]:
         "kv_head": head // max(1, headmap.facts.n_heads // max(1, headmap.facts.n_kv_heads)),
         "scores": out,
         "strongest": strongest,
-        "strongest_ratio": ratio,
+        "strongest_strength": ratio,
         "has_causal": any(s["attribution"] is not None or s["ablation_effect"] is not None for s in out),
     }
 
@@ -296,3 +305,19 @@ def facts_rows(headmap: HeadMap) -> list[tuple[str, str]]:
 def asset(name: str) -> str:
     """Text of a packaged static asset (``app.css``, ``app.js``)."""
     return resources.files("headatlas.web").joinpath("static", name).read_text(encoding="utf-8")
+
+
+EXAMPLE_FOR_PROBE = {"repeated_tokens": "repeated_tokens"}
+"""Which pattern example shows a probe's behaviour best (induction on repeats; the rest on prose)."""
+
+
+def example_for_head(headmap: HeadMap, patterns: dict[str, Any] | None, layer: int, head: int) -> int:
+    """Index of the pattern example to open for a head: the repeated-token one for induction-like heads."""
+    if not patterns:
+        return 0
+    type_id, _ = strongest_type(scores_by_head(headmap).get((layer, head), {}))
+    if type_id is None:
+        return 0
+    wanted = EXAMPLE_FOR_PROBE.get(str(headmap.head_types[type_id].get("probe")), "natural_text")
+    ids = [ex.get("id") for ex in patterns.get("examples", [])]
+    return ids.index(wanted) if wanted in ids else 0

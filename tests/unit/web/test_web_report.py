@@ -36,7 +36,7 @@ class Structure(HTMLParser):
             self.items.append(f"section#{a.get('id')}")
         elif tag in ("h1", "h2", "h3"):
             self._heading, self._text = tag, []
-        elif tag == "svg":
+        elif tag == "svg" and "heatmap" in (a.get("class") or ""):
             self._svg = {"kind": a.get("data-kind"), "type": a.get("data-type"), "cells": 0}
         elif tag == "rect" and self._svg is not None and "cell" in (a.get("class") or ""):
             self._svg["cells"] += 1

@@ -26,15 +26,16 @@ def test_parse_head_refuses_names_outside_the_model(name):
         views.parse_head(name, 3, 4)
 
 
-def test_strongest_type_is_the_member_type_furthest_above_threshold():
+def test_strongest_type_is_the_member_type_furthest_past_its_threshold():
     rows = {
-        "a": {"score": 0.5, "threshold": 0.4, "member": True},  # 1.25x
-        "b": {"score": 0.9, "threshold": 0.6, "member": True},  # 1.5x
-        "c": {"score": 0.1, "threshold": 0.05, "member": False},  # 2x but flagged non-member
+        "a": {"score": 0.5, "threshold": 0.1, "member": True},  # strength 0.44 (ratio 5x would win)
+        "b": {"score": 0.9, "threshold": 0.6, "member": True},  # strength 0.75
+        "c": {"score": 0.99, "threshold": 0.05, "member": False},  # strongest, but not a member
     }
-    assert views.strongest_type(rows) == ("b", pytest.approx(1.5))
-    none = {"a": {"score": 0.2, "threshold": 0.4, "member": False}}
-    assert views.strongest_type(none) == (None, pytest.approx(0.5))
+    assert views.strongest_type(rows) == ("b", pytest.approx(0.75))
+    none = {"a": {"score": 0.2, "threshold": 0.6, "member": False}}
+    assert views.strongest_type(none) == (None, pytest.approx(-1.0))
+    assert views.strength(0.4, 0.4) == 0 and views.strength(1.0, 0.4) == pytest.approx(1.0)
 
 
 def test_heatmap_has_one_cell_per_head_with_links_and_members(tiny_headmap):

@@ -105,7 +105,10 @@
       if (!rows) { view.textContent = "No pattern recorded for " + current + "."; return; }
       renderPattern(view, ex.tokens, rows);
     }
-    if (select) { select.addEventListener("change", draw); }
+    if (select) {
+      if (panel.dataset.example) { select.value = panel.dataset.example; }
+      select.addEventListener("change", draw);
+    }
     draw();
     return function (head) { current = head; draw(); };
   }
