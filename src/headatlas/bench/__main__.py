@@ -7,6 +7,8 @@ import sys
 
 BENCHMARKS = {
     "census": "headatlas.bench.census",
+    "causal": "headatlas.bench.causal",
+    "papers": "headatlas.bench.papers",
 }
 
 
