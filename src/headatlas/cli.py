@@ -20,6 +20,7 @@ from .errors import HeadatlasError, InvalidSettingError
 from .headmap import HeadMap, check_out_dir
 from .heads import head_types
 from .literature.cli import papers_app
+from .literature.feed.cli import digest_app, feed_app  # also adds `papers review` / `papers classify`
 from .models.zoo import DEFAULT_MODEL, ZOO
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=Tru
 app.add_typer(heads_app, name="heads")
 app.add_typer(scans_app, name="scans")
 app.add_typer(papers_app, name="papers")
+app.add_typer(feed_app, name="feed")
+app.add_typer(digest_app, name="digest")
 register_causal(app)
 
 out = Console()

@@ -86,20 +86,20 @@ def _phrase_words(name: str) -> list[str]:
 
 
 class Tagger:
-    """Matches every vocabulary name and alias, as "<name> head(s)" and, for names of two or more words or
-    names that are not "... head" (e.g. "Name Mover", "Function Vector"), also as the bare phrase."""
+    """Matches every vocabulary name and alias as "<name> head(s)"; names of two or more words (e.g. "Name
+    Mover", "Function Vector") also match as the bare phrase."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
         patterns: list[tuple[str, re.Pattern[str]]] = []
         for term in vocab.terms.values():
-            for name in dict.fromkeys((term.name, *term.aliases, term.id)):
+            for name in dict.fromkeys((term.name, *term.aliases, term.id.replace("_", " "))):
                 words = _phrase_words(name)
                 if not words:
                     continue
                 joined = r"[\s_-]*".join(re.escape(w) for w in words)
-                bare_ok = len(words) >= 2 or not re.search(r"heads?$", display_tag(name).lower())
-                bare_ok = bare_ok and len("".join(words)) >= 6
+                # a one-word name ("accuracy", "context") only counts when followed by "head(s)"
+                bare_ok = len(words) >= 2 and len("".join(words)) >= 8
                 tail = r"(?:[\s_-]+heads?)?" if bare_ok else r"[\s_-]+heads?"
                 patterns.append((term.id, re.compile(rf"(?<![\w-]){joined}{tail}\b", re.IGNORECASE)))
         self._patterns = patterns

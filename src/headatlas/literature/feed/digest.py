@@ -1,0 +1,208 @@
+"""Email digest of accepted papers: subscriptions with head-type filters, keywords and negative keywords.
+
+A subscriber gets each accepted paper at most once: ``digest_sent`` records (subscriber, entry) only after the
+SMTP server accepted that subscriber's message, in the same transaction for the whole message. A failed send
+records nothing, so the papers go out next time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import smtplib
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from ...errors import InvalidSettingError, SourceError
+from ...store.db import transaction
+from .. import store as paper_store
+from ..vocabulary import Vocabulary
+from .store import FeedEntry, list_entries, now_iso
+
+# a deliberately plain address check: one @, a dotted domain, no spaces or angle brackets
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    head_types: tuple[str, ...]
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def wants(self, entry: FeedEntry) -> bool:
+        """Head types: any of them (OR); keywords: any of them; negative keywords: none of them (case-insensitive,
+        in title, abstract or the source's keywords)."""
+        text = " ".join([entry.title, entry.abstract, *entry.keywords]).lower()
+        if self.head_types and not set(self.head_types) & set(entry.head_types):
+            return False
+        if self.keywords and not any(k.lower() in text for k in self.keywords):
+            return False
+        return not any(x.lower() in text for x in self.exclude)
+
+
+def validate_email(address: str) -> str:
+    address = address.strip()
+    if len(address) > 254 or not _EMAIL.match(address) or ".." in address:
+        raise InvalidSettingError(f"invalid email address {address!r}")
+    return address
+
+
+def subscribe(
+    conn: sqlite3.Connection,
+    email: str,
+    *,
+    head_types: Sequence[str] = (),
+    keywords: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    vocab: Vocabulary | None = None,
+) -> Subscriber:
+    """Create or replace a subscription; head types may be given by any alias and are stored as ids."""
+    address = validate_email(email)
+    if vocab is None:  # the store's vocabulary: shipped head types plus those curators added
+        paper_store.ensure_seeded(conn)
+        vocab = paper_store.store_vocabulary(conn)
+    ids = tuple(dict.fromkeys(vocab.resolve(h) for h in head_types))
+    clean = [tuple(dict.fromkeys(w.strip() for w in words if w.strip())) for words in (keywords, exclude)]
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO digest_subscribers (email, head_types_json, keywords_json, exclude_json, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET head_types_json = excluded.head_types_json,"
+            " keywords_json = excluded.keywords_json, exclude_json = excluded.exclude_json",
+            (address, json.dumps(list(ids)), json.dumps(list(clean[0])), json.dumps(list(clean[1])), now_iso()),
+        )
+    found = get_subscriber(conn, address)
+    assert found is not None
+    return found
+
+
+def unsubscribe(conn: sqlite3.Connection, email: str) -> bool:
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM digest_subscribers WHERE email = ?", (email.strip(),))
+    return cur.rowcount > 0
+
+
+def _subscriber(r: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        id=r["id"],
+        email=r["email"],
+        head_types=tuple(json.loads(r["head_types_json"])),
+        keywords=tuple(json.loads(r["keywords_json"])),
+        exclude=tuple(json.loads(r["exclude_json"])),
+    )
+
+
+def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
+    row = conn.execute("SELECT * FROM digest_subscribers WHERE email = ?", (email,)).fetchone()
+    return _subscriber(row) if row is not None else None
+
+
+def subscribers(conn: sqlite3.Connection) -> list[Subscriber]:
+    return [_subscriber(r) for r in conn.execute("SELECT * FROM digest_subscribers ORDER BY id").fetchall()]
+
+
+def due(conn: sqlite3.Connection, subscriber: Subscriber) -> list[FeedEntry]:
+    """Accepted entries this subscriber wants and has not been sent."""
+    sent = {r[0] for r in conn.execute("SELECT entry_id FROM digest_sent WHERE subscriber_id = ?", (subscriber.id,))}
+    return [e for e in list_entries(conn, "accepted") if e.id not in sent and subscriber.wants(e)]
+
+
+def compose(subscriber: Subscriber, entries: Sequence[FeedEntry], *, sender: str) -> EmailMessage:
+    """A multipart/alternative message: plain text and HTML, each ending with the unsubscribe line."""
+    msg = EmailMessage()
+    msg["Subject"] = f"headatlas digest: {len(entries)} new attention-head paper{'s' * (len(entries) != 1)}"
+    msg["From"] = sender
+    msg["To"] = subscriber.email
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="headatlas.invalid")
+    unsubscribe_line = f"To unsubscribe, run: headatlas digest unsubscribe {subscriber.email}"
+    msg["List-Unsubscribe"] = f"<mailto:{sender}?subject=unsubscribe%20{subscriber.email}>"
+    lines = []
+    blocks = []
+    for e in entries:
+        link = f"https://arxiv.org/abs/{e.arxiv_id}" if e.arxiv_id else (e.url or "")
+        heads = ", ".join(e.head_types) or "-"
+        s = e.summary
+        lines.append(
+            f"* {e.title}\n  {link}\n  Heads: {heads}\n  - Innovation: {s.get('innovation', '')}\n"
+            f"  - Tasks: {s.get('tasks', '')}\n  - Significant Result: {s.get('result', '')}\n"
+        )
+        blocks.append(
+            f'<li><a href="{html.escape(link, quote=True)}">{html.escape(e.title)}</a>'
+            f" <small>({html.escape(heads)})</small><ul>"
+            f"<li>Innovation: {html.escape(s.get('innovation', ''))}</li>"
+            f"<li>Tasks: {html.escape(s.get('tasks', ''))}</li>"
+            f"<li>Significant Result: {html.escape(s.get('result', ''))}</li></ul></li>"
+        )
+    msg.set_content("New papers about attention heads:\n\n" + "\n".join(lines) + f"\n--\n{unsubscribe_line}\n")
+    msg.add_alternative(
+        "<html><body><p>New papers about attention heads:</p><ul>"
+        + "".join(blocks)
+        + f"</ul><hr><p>{html.escape(unsubscribe_line)}</p></body></html>\n",
+        subtype="html",
+    )
+    return msg
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: dict[str, int]  # email -> papers sent
+    failed: dict[str, str]  # email -> reason
+
+
+def parse_smtp(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidSettingError(f"--smtp must be HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def send_digest(
+    conn: sqlite3.Connection,
+    smtp: str,
+    *,
+    sender: str = "headatlas@localhost",
+    timeout: float = 10.0,
+    dry_run: bool = False,
+) -> SendReport:
+    """Send each subscriber the papers due to them; record what the server accepted, nothing else.
+
+    If the server cannot be reached at all, :class:`SourceError` is raised and nothing is recorded.
+    """
+    host, port = parse_smtp(smtp)
+    if sender.count("@") != 1 or any(c.isspace() or c in "<>" for c in sender):
+        raise InvalidSettingError(f"invalid sender address {sender!r}")
+    plans = [(s, due(conn, s)) for s in subscribers(conn)]
+    plans = [(s, entries) for s, entries in plans if entries]
+    sent: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    if not plans or dry_run:
+        return SendReport({s.email: len(e) for s, e in plans} if dry_run else {}, {})
+    try:
+        client = smtplib.SMTP(host, port, timeout=timeout)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SourceError(f"SMTP server {host}:{port} unreachable: {exc}") from None
+    try:
+        for subscriber, entries in plans:
+            try:
+                client.send_message(compose(subscriber, entries, sender=sender))
+            except (OSError, smtplib.SMTPException) as exc:
+                failed[subscriber.email] = str(exc)
+                continue
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO digest_sent (subscriber_id, entry_id, sent_at) VALUES (?, ?, ?)",
+                    [(subscriber.id, e.id, now_iso()) for e in entries],
+                )
+            sent[subscriber.email] = len(entries)
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+    return SendReport(sent, failed)
