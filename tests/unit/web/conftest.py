@@ -1,5 +1,6 @@
-"""A tiny-model scan with patterns, a store holding it and the catalogue, and hostile strings planted in a
-paper title, a model name and two token strings (they must come out escaped everywhere)."""
+"""A planted-heads-model scan (real induction and previous-token members) with patterns, a store holding it
+and the catalogue, and hostile strings planted in a paper title, a model name and two token strings (they must
+come out escaped everywhere)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from headatlas.census import ScanSettings, run_census
 from headatlas.headmap import HeadMap
 from headatlas.probes import ProbeSettings
 from headatlas.store import connect, save_scan
-from headatlas.testing.tiny import tiny_llama
+from headatlas.testing.planted import build_planted_model
 from headatlas.web.patterns import capture_patterns, write_patterns
 
 SMALL = ProbeSettings(n_repeat=2, repeat_len=8, n_text=2, text_len=16, needle_contexts=(256,), needle_per_context=1)
@@ -24,7 +25,7 @@ HOSTILE = SCRIPT + IMG
 
 @pytest.fixture(scope="session")
 def tiny_loaded():
-    return tiny_llama("gqa", layers=3)
+    return build_planted_model()
 
 
 @pytest.fixture(scope="session")
