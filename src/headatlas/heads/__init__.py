@@ -12,3 +12,6 @@ from . import (  # noqa: F401  (imported to register)
 from .registry import HeadType, get_head_type, head_types, register_head_type, resolve_head_types
 
 __all__ = ["HeadType", "get_head_type", "head_types", "register_head_type", "resolve_head_types"]
+
+# Weights-only (OV-circuit) types; copy_suppression also reads the natural-text probe.
+from . import copy_suppression, copying, successor  # noqa: F401

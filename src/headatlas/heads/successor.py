@@ -1,0 +1,155 @@
+"""Successor heads: attending to an ordinal token, the head promotes the next one ("Monday" -> "Tuesday").
+
+Weights only, after "Successor Heads: Recurring, Interpretable Attention Heads In The Wild" (Gould et
+al., 2023): for each ordinal task (digits 1-20, number words one-twenty, ordinal words first-tenth,
+weekdays, months, capital letters) the head's OV circuit maps each item's effective embedding to logits
+over that task's tokens (:mod:`headatlas.heads.weights`); the score is the fraction of (item, next item)
+pairs, pooled over the tasks, where the next item ranks first. Chance is about ``1 / task size``; a
+copying head scores 0, since it ranks the item itself first.
+
+Only items that are one token in this tokenizer are used. Each task takes the form (space-prefixed,
+as inside a sentence, or bare) that keeps more items; dropped items are counted in the scan's probe
+info, and a pair counts only when both of its items were kept. Fewer than ``MIN_PAIRS`` pairs in all
+is an error.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import InvalidSettingError
+from ..models.loader import LoadedModel
+from ..probes import ProbeSettings
+from .registry import HeadType, ModelScore, register_head_type
+from .weights import anatomy, embeddings, ov_logits
+
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen",
+    "eighteen nineteen twenty",
+)
+_MONTHS = (
+    "January February March April May June July",
+    "August September October November December",
+)
+
+
+def _words(*lines: str) -> tuple[str, ...]:
+    return tuple(" ".join(lines).split(" "))
+
+
+TASKS: dict[str, tuple[str, ...]] = {
+    "digits": tuple(str(i) for i in range(1, 21)),
+    "number_words": _words(*_NUMBER_WORDS),
+    "ordinals": _words("first second third fourth fifth sixth seventh eighth ninth tenth"),
+    "days": _words("Monday Tuesday Wednesday Thursday Friday Saturday Sunday"),
+    "months": _words(*_MONTHS),
+    "letters": tuple(string.ascii_uppercase),
+}
+MIN_PAIRS = 8
+
+
+@dataclass(frozen=True)
+class Task:
+    """One ordinal sequence as this tokenizer sees it."""
+
+    name: str
+    form: str  # "space" or "bare"
+    token_ids: tuple[int | None, ...]  # per item; None where the item is not one token
+
+    @property
+    def kept(self) -> list[int]:
+        return [t for t in self.token_ids if t is not None]
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """(index in ``kept`` of an item, index of its successor) for consecutive items both kept."""
+        position = {i: n for n, i in enumerate(i for i, t in enumerate(self.token_ids) if t is not None)}
+        return [
+            (position[i], position[i + 1])
+            for i in range(len(self.token_ids) - 1)
+            if i in position and i + 1 in position
+        ]
+
+    @property
+    def dropped(self) -> int:
+        return sum(t is None for t in self.token_ids)
+
+
+def _single(tokenizer: Any, text: str) -> int | None:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return int(ids[0]) if len(ids) == 1 else None
+
+
+def build_tasks(tokenizer: Any, tasks: dict[str, tuple[str, ...]] = TASKS) -> list[Task]:
+    """The ordinal ``tasks`` in this tokenizer's single tokens; raises when fewer than ``MIN_PAIRS`` pairs remain."""
+    built = []
+    for name, items in tasks.items():
+        spaced = Task(name, "space", tuple(_single(tokenizer, " " + item) for item in items))
+        bare = Task(name, "bare", tuple(_single(tokenizer, item) for item in items))
+        best = spaced if len(spaced.pairs) >= len(bare.pairs) else bare
+        if len(set(best.kept)) != len(best.kept):  # two items sharing a token cannot be told apart
+            best = Task(name, best.form, tuple(None for _ in items))
+        built.append(best)
+    n_pairs = sum(len(t.pairs) for t in built)
+    if n_pairs < MIN_PAIRS:
+        dropped = sum(t.dropped for t in built)
+        raise InvalidSettingError(
+            f"successor: only {n_pairs} ordinal pairs are single tokens in this tokenizer "
+            f"({dropped} of {sum(len(v) for v in tasks.values())} items dropped); need at least {MIN_PAIRS}"
+        )
+    return built
+
+
+def successor_fractions(
+    loaded: LoadedModel, tasks: dict[str, tuple[str, ...]] = TASKS
+) -> tuple[torch.Tensor, list[Task]]:
+    """``([L, H] fraction of ordinal pairs whose successor ranks first among its task's tokens, tasks)``."""
+    anat = anatomy(loaded)
+    built = build_tasks(loaded.tokenizer, tasks)
+    hits = torch.zeros(len(anat.layers), anat.n_heads)
+    for task in built:
+        if not task.pairs:
+            continue
+        raw, effective = embeddings(anat, task.kept)
+        source, target = (torch.tensor(side) for side in zip(*task.pairs, strict=True))
+        for layer in range(len(anat.layers)):
+            logits = ov_logits(anat, layer, raw if layer == 0 else effective, task.kept)  # [H, n, n]
+            rows = logits[:, source].cpu()  # [H, pairs, n]
+            wanted = rows.gather(-1, target[None, :, None].expand(rows.shape[0], -1, 1))
+            unique_first = (rows >= wanted).sum(-1) == 1  # the successor beats every other item (ties fail)
+            hits[layer] += unique_first.float().sum(-1)
+    return hits / sum(len(t.pairs) for t in built), built
+
+
+def score(loaded: LoadedModel, probes: ProbeSettings, seed: int) -> ModelScore:
+    fractions, tasks = successor_fractions(loaded)
+    n_pairs = sum(len(t.pairs) for t in tasks)
+    info = {
+        "kind": "weights",
+        "tasks": {
+            t.name: {"form": t.form, "kept": len(t.kept), "dropped": t.dropped, "pairs": len(t.pairs)} for t in tasks
+        },
+        "items_dropped": sum(t.dropped for t in tasks),
+    }
+    return ModelScore(score=fractions, n_samples=n_pairs, info=info)
+
+
+HEAD_TYPE = register_head_type(
+    HeadType(
+        id="successor",
+        name="Successor head",
+        definition=(
+            "Weights only: fraction of ordinal pairs (numbers, number words, ordinals, days, months, letters) "
+            "whose successor ranks first among the task's tokens in the head's OV-circuit logits."
+        ),
+        papers=("Successor Heads: Recurring, Interpretable Attention Heads In The Wild",),
+        stage="LR",
+        probe=None,
+        threshold=0.5,
+        model_score=score,
+    )
+)
