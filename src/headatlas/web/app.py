@@ -196,8 +196,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             data = head_data(conn, scan_id, name)
         p = data["patterns"]
-        hd = data["head"]
-        example = views.example_for_head(data["headmap"], p, hd["layer"], hd["head"])
+        example = views.example_for_head(p, data["head"]["name"])
         return page(
             request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example, **data
         )

@@ -62,7 +62,7 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything report.html shows. ``papers``: catalogue papers per head type (default: the registry's titles)."""
     counts = {t: len(headmap.members(t)) for t in headmap.head_types}
-    initial, f = _initial_head(headmap), headmap.facts
+    initial = _initial_head(headmap)
     types = []
     for type_id, info in headmap.head_types.items():
         listed = (papers or {}).get(type_id)
@@ -100,7 +100,7 @@ def report_context(
         "patterns": patterns,
         "pattern_examples": panel_examples(patterns) if patterns else [],
         "initial_head": initial,
-        "initial_example": views.example_for_head(headmap, patterns, *views.parse_head(initial, f.n_layers, f.n_heads)),
+        "initial_example": views.example_for_head(patterns, initial),
     }
 
 

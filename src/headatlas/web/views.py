@@ -106,20 +106,28 @@ def strength(score: float, threshold: float) -> float:
     return (score - threshold) / headroom if headroom > 1e-9 else score - threshold
 
 
+BACKGROUND_TYPES = frozenset({"sink"})
+"""Resting behaviours: a head that parks its attention on BOS when its own pattern is absent is also a sink
+member (Xiao et al. 2023; Guo et al. 2024), so these only colour a head that is a member of nothing else."""
+
+
 def strongest_type(rows: dict[str, dict[str, Any]]) -> tuple[str | None, float]:
-    """The member type with the largest :func:`strength`; ``(None, best strength)`` when the head is in no type."""
-    best_type: str | None = None
-    best = -math.inf
+    """The member type with the largest :func:`strength` (background types only when nothing else fits).
+
+    ``(None, best strength)`` when the head is a member of no type.
+    """
+    ranked: list[tuple[bool, float, str]] = []
     best_any = -math.inf
     for type_id, row in rows.items():
         if row.get("score") is None or row.get("threshold") is None:
             continue
         value = strength(float(row["score"]), float(row["threshold"]))
         best_any = max(best_any, value)
-        if row.get("member") and value > best:
-            best_type, best = type_id, value
-    if best_type is not None:
-        return best_type, best
+        if row.get("member"):
+            ranked.append((type_id not in BACKGROUND_TYPES, value, type_id))
+    if ranked:
+        _, value, type_id = max(ranked)
+        return type_id, value
     return None, best_any if best_any > -math.inf else 0.0
 
 
@@ -307,17 +315,20 @@ def asset(name: str) -> str:
     return resources.files("headatlas.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
-EXAMPLE_FOR_PROBE = {"repeated_tokens": "repeated_tokens"}
-"""Which pattern example shows a probe's behaviour best (induction on repeats; the rest on prose)."""
+def example_for_head(patterns: dict[str, Any] | None, name: str) -> int:
+    """Index of the pattern example to open for a head: the one where it leans least on the first token.
 
-
-def example_for_head(headmap: HeadMap, patterns: dict[str, Any] | None, layer: int, head: int) -> int:
-    """Index of the pattern example to open for a head: the repeated-token one for induction-like heads."""
+    Most heads park weight on BOS when their pattern is absent (an induction head on prose), so the example
+    with the least mean weight on position 0 is the one that shows what the head does.
+    """
     if not patterns:
         return 0
-    type_id, _ = strongest_type(scores_by_head(headmap).get((layer, head), {}))
-    if type_id is None:
-        return 0
-    wanted = EXAMPLE_FOR_PROBE.get(str(headmap.head_types[type_id].get("probe")), "natural_text")
-    ids = [ex.get("id") for ex in patterns.get("examples", [])]
-    return ids.index(wanted) if wanted in ids else 0
+    best, best_bos = 0, math.inf
+    for i, ex in enumerate(patterns.get("examples", [])):
+        rows = ex.get("heads", {}).get(name)
+        if not rows or len(rows) < 2:
+            continue
+        bos = sum(r[0] for r in rows[1:]) / (len(rows) - 1)
+        if bos < best_bos - 1e-9:
+            best, best_bos = i, bos
+    return best

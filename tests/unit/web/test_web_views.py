@@ -35,6 +35,13 @@ def test_strongest_type_is_the_member_type_furthest_past_its_threshold():
     assert views.strongest_type(rows) == ("b", pytest.approx(0.75))
     none = {"a": {"score": 0.2, "threshold": 0.6, "member": False}}
     assert views.strongest_type(none) == (None, pytest.approx(-1.0))
+    # a sink member that is also an induction member shows as induction
+    both = {
+        "sink": {"score": 0.99, "threshold": 0.6, "member": True},
+        "induction": {"score": 0.5, "threshold": 0.4, "member": True},
+    }
+    assert views.strongest_type(both)[0] == "induction"
+    assert views.strongest_type({"sink": both["sink"]})[0] == "sink"
     assert views.strength(0.4, 0.4) == 0 and views.strength(1.0, 0.4) == pytest.approx(1.0)
 
 
@@ -72,3 +79,14 @@ def test_head_detail_ranks(tiny_headmap):
     best = tiny_headmap.top("sink", 1)[0]
     top = views.head_detail(tiny_headmap, best["layer"], best["head"])
     assert next(s for s in top["scores"] if s["head_type"] == "sink")["rank"] == 1
+
+
+def test_pattern_example_is_the_one_leaning_least_on_bos():
+    bos_heavy = [[1.0], [1.0, 0.0], [0.9, 0.05, 0.05]]
+    spread = [[1.0], [0.2, 0.8], [0.1, 0.8, 0.1]]
+    patterns = {"examples": [{"heads": {"L0H0": bos_heavy}}, {"heads": {"L0H0": spread}}]}
+    assert views.example_for_head(patterns, "L0H0") == 1
+    patterns["examples"].reverse()
+    assert views.example_for_head(patterns, "L0H0") == 0
+    assert views.example_for_head(None, "L0H0") == 0
+    assert views.example_for_head(patterns, "L9H9") == 0
