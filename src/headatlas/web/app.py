@@ -153,6 +153,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         return {
             "type": vocab[type_id],
             "papers": catalogue.papers_for_head_type(conn, type_id),
+            "defining": sorted(catalogue.defining_ids(conn, type_id)),
             "heads": heads[:MAX_ATLAS_HEADS],
             "n_heads": len(heads),
             "models": sorted({h["model"] for h in heads}),

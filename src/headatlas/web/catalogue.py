@@ -149,7 +149,7 @@ def get_paper(conn: sqlite3.Connection | None, paper_id: str) -> PaperDict | Non
     return None
 
 
-def _defining_ids(conn: sqlite3.Connection | None, head_type: str) -> set[str]:
+def defining_ids(conn: sqlite3.Connection | None, head_type: str) -> set[str]:
     with contextlib.suppress(ImportError, HeadatlasError, sqlite3.Error):
         vocab = _lit_vocabulary(conn)
         if vocab is not None and head_type in vocab:
@@ -158,9 +158,10 @@ def _defining_ids(conn: sqlite3.Connection | None, head_type: str) -> set[str]:
 
 
 def papers_for_head_type(conn: sqlite3.Connection | None, head_type: str) -> list[PaperDict]:
-    """Papers that define or study ``head_type`` (tagged with it, or its defining papers), newest first."""
-    defining = _defining_ids(conn, head_type)
+    """Papers that define or study ``head_type``: its defining papers first, then those tagged with it, newest first."""
+    defining = defining_ids(conn, head_type)
     found = [p for p in all_papers(conn) if head_type in p["head_types"] or p["id"] in defining]
+    found.sort(key=lambda p: p["id"] not in defining)  # stable: newest first within each group
     return found or [p for p in _registry_papers() if head_type in p["head_types"]]
 
 
