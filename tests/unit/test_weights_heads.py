@@ -12,11 +12,11 @@ from headatlas.heads.copy_suppression import attention_to_predicted
 from headatlas.heads.copying import copying_fractions
 from headatlas.heads.successor import build_tasks, successor_fractions
 from headatlas.heads.weights import anatomy, embeddings, head_outputs, norm_gain, word_tokens
-from headatlas.lens import session
+from headatlas.lens import install, session
 from headatlas.models.facts import facts_from_config
 from headatlas.models.loader import LoadedModel
 from headatlas.probes import ProbeSettings
-from headatlas.testing.tiny import tiny_gemma3, tiny_llama
+from headatlas.testing.tiny import ByteTokenizer, tiny_gemma3, tiny_llama
 
 SMALL_TEXT = ProbeSettings(n_text=2, text_len=32, batch_size=2)
 WEIGHT_TYPES = ("copying", "negative_copying", "successor")
@@ -89,10 +89,29 @@ def test_gqa_head_reads_its_own_kv_head() -> None:
     assert positive[1, 1] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("kind", ["full", "gqa", "mqa", "gemma3"])
+def _tiny_other(model_type: str) -> LoadedModel:
+    """A random Mistral / Qwen2 (value bias) / Qwen3 with GQA, for the Llama-style families."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(
+        model_type, vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_config(config).eval()
+    if model_type == "qwen2":
+        assert model.model.layers[0].self_attn.v_proj.bias is not None
+        with torch.no_grad():
+            model.model.layers[0].self_attn.v_proj.bias.normal_()
+    install(model)
+    facts = facts_from_config(config, name=f"tiny-{model_type}", source="test", sha256=None)
+    return LoadedModel(model, ByteTokenizer(300), facts)
+
+
+@pytest.mark.parametrize("kind", ["full", "gqa", "mqa", "gemma3", "mistral", "qwen2", "qwen3"])
 def test_head_outputs_match_the_models_attention(kind: str) -> None:
     """On a one-token input each head attends to itself: its output is the OV circuit of the embedding."""
-    loaded = _tiny(kind)
+    loaded = _tiny_other(kind) if kind in ("mistral", "qwen2", "qwen3") else _tiny(kind)
     anat = anatomy(loaded)
     captured: dict[int, torch.Tensor] = {}
 

@@ -9,6 +9,7 @@ BENCHMARKS = {
     "census": "headatlas.bench.census",
     "causal": "headatlas.bench.causal",
     "papers": "headatlas.bench.papers",
+    "web": "headatlas.bench.web",
 }
 
 
