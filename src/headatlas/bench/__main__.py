@@ -10,6 +10,8 @@ BENCHMARKS = {
     "causal": "headatlas.bench.causal",
     "papers": "headatlas.bench.papers",
     "web": "headatlas.bench.web",
+    "feed": "headatlas.bench.feed",
+    "relevance": "headatlas.bench.relevance",
 }
 
 

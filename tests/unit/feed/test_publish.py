@@ -87,7 +87,7 @@ def test_fixture_to_catalogue_atom_and_digest(db_path: Path, tmp_path: Path, smt
     assert run("digest", "subscribe", "other@example.org", "--head-type", "retrieval", "--db", str(db_path)) == 0
     assert run("digest", "send", "--smtp", address, "--db", str(db_path)) == 0
     assert len(inbox.messages) == 1
-    sender, rcpts, raw = inbox.messages[0]
+    _sender, rcpts, raw = inbox.messages[0]
     assert rcpts == ["me@example.org"]
     msg = message_from_bytes(raw, policy=policy.default)
     text = msg.get_body(("plain",)).get_content()
@@ -156,8 +156,8 @@ def test_bad_input_is_one_line_exit_2_store_unchanged(db_path: Path, capsys, arg
 
 def test_network_down_cli_message(db_path: Path, capsys) -> None:
     url = f"http://127.0.0.1:{free_port()}/api/query"
-    code = run("feed", "update", "--source", "arxiv", "--arxiv-url", url, "--delay", "0", "--since", "2024-10-01",
-               "--until", "2024-10-02", "--db", str(db_path))  # fmt: skip
+    args = ["--source", "arxiv", "--arxiv-url", url, "--delay", "0", "--retries", "0"]
+    code = run("feed", "update", *args, "--since", "2024-10-01", "--until", "2024-10-02", "--db", str(db_path))
     assert code == 2
     assert "arXiv:" in capsys.readouterr().err
     assert list_entries(connect(db_path)) == []

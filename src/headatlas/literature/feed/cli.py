@@ -70,6 +70,7 @@ def feed_update(
     hf_url: Annotated[str, typer.Option("--hf-url", envvar="HEADATLAS_HF_URL")] = "https://huggingface.co",
     delay: Annotated[float, typer.Option("--delay", help="Seconds between arXiv calls (arXiv asks for 3).")] = 3.0,
     max_results: Annotated[int, typer.Option("--max-results", help="Most arXiv entries per run.")] = 2000,
+    retries: Annotated[int, typer.Option("--retries", help="Retries per call (exponential backoff).")] = 4,
     db: DbOption = None,
 ) -> None:
     """Fetch new papers, score, tag and summarise them; relevant ones wait in the review queue."""
@@ -81,20 +82,20 @@ def feed_update(
     first, last = _day(since, "--since"), _day(until, "--until")
     if first and last and first > last:
         raise InvalidSettingError(f"--since {first} is after --until {last}")
-    if delay < 0 or max_results < 1:
-        raise InvalidSettingError("--delay must be >= 0 and --max-results >= 1")
+    if delay < 0 or max_results < 1 or retries < 0:
+        raise InvalidSettingError("--delay and --retries must be >= 0 and --max-results >= 1")
     conn = _open(db)
     annotate = Annotator()
     if files:
         _report("files", ingest_files(conn, files, annotate=annotate))
         return
     if source in ("arxiv", "all"):
-        client = ArxivClient(arxiv_url, delay=delay)
+        client = ArxivClient(arxiv_url, delay=delay, retries=retries)
         with err.status("arXiv …"):
             result = update_arxiv(conn, client, since=first, until=last, max_results=max_results, annotate=annotate)
         _report("arXiv", result)
     if source in ("daily", "all"):
-        daily = DailyPapersClient(hf_url)
+        daily = DailyPapersClient(hf_url, retries=retries)
         with err.status("Daily Papers …"):
             result = update_daily(conn, daily, since=first, until=last, annotate=annotate)
         _report("Daily Papers", result)

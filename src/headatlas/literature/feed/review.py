@@ -17,7 +17,7 @@ from ...errors import CatalogueError, InvalidSettingError
 from ...store.db import transaction
 from .. import store as paper_store
 from ..schema import Paper, Provenance, Summary, slugify
-from ..vocabulary import HeadTerm, new_term
+from ..vocabulary import HeadTerm, Vocabulary, new_term
 from .store import FeedEntry, get_entry, now_iso
 
 
@@ -77,14 +77,12 @@ def accept(
     """
     entry = _require(conn, entry_id, ("pending", "rejected", "irrelevant", "accepted"))
     paper_store.ensure_seeded(conn)
-    vocab = paper_store.store_vocabulary(conn)
+    known = paper_store.store_vocabulary(conn)
     terms: list[HeadTerm] = []
     for name in new_heads:
-        found = vocab.find(name)
-        if found is None:
-            term = new_term(name)
-            vocab.add(term)
-            terms.append(term)
+        if known.find(name) is None and all(t.id != new_term(name).id for t in terms):
+            terms.append(new_term(name))
+    vocab = Vocabulary([*known.terms.values(), *terms])  # a copy: the store's vocabulary may be shared
     ids = [vocab.resolve(h) for h in head_types] if head_types else list(entry.head_types)
     ids += [t.id for t in terms]
     ids += [vocab.resolve(n) for n in new_heads if vocab.find(n) not in ids]

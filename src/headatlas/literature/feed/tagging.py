@@ -91,26 +91,37 @@ class Tagger:
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
-        patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._headed: dict[tuple[str, ...], str] = {}  # words that must be followed by "head(s)"
+        self._bare: dict[tuple[str, ...], str] = {}  # multi-word names that count on their own
         for term in vocab.terms.values():
             for name in dict.fromkeys((term.name, *term.aliases, term.id.replace("_", " "))):
-                words = _phrase_words(name)
+                words = tuple(_phrase_words(name))
                 if not words:
                     continue
-                joined = r"[\s_-]*".join(re.escape(w) for w in words)
+                self._headed.setdefault(words, term.id)
                 # a one-word name ("accuracy", "context") only counts when followed by "head(s)"
-                bare_ok = len(words) >= 2 and len("".join(words)) >= 8
-                tail = r"(?:[\s_-]+heads?)?" if bare_ok else r"[\s_-]+heads?"
-                patterns.append((term.id, re.compile(rf"(?<![\w-]){joined}{tail}\b", re.IGNORECASE)))
-        self._patterns = patterns
+                if len(words) >= 2 and len("".join(words)) >= 8:
+                    self._bare.setdefault(words, term.id)
+                    self._bare.setdefault((*words[:-1], words[-1] + "s"), term.id)  # "function vectors"
+        self._longest = max((len(k) for k in self._headed), default=1)
+
+    def _names(self, text: str) -> dict[str, str]:
+        """Head-type id -> the first phrase that named it (one pass over the words, n-gram lookups)."""
+        words = re.findall(r"[a-z0-9]+", text.lower())
+        found: dict[str, str] = {}
+        for i in range(len(words)):
+            for n in range(min(self._longest, len(words) - i), 0, -1):
+                key = tuple(words[i : i + n])
+                follower = words[i + n] if i + n < len(words) else ""
+                if follower in ("head", "heads") and key in self._headed:
+                    found.setdefault(self._headed[key], " ".join((*key, follower)))
+                elif key in self._bare:
+                    found.setdefault(self._bare[key], " ".join(key))
+        return found
 
     def tag(self, title: str, abstract: str, extra_terms: Iterable[str] = ()) -> Tags:
         text = f"{title}. {abstract}. " + ". ".join(extra_terms)
-        found: dict[str, str] = {}
-        for term_id, pattern in self._patterns:
-            match = pattern.search(text)
-            if match and term_id not in found:
-                found[term_id] = " ".join(match.group(0).split()).lower()
+        found = self._names(text)
         head_types = tuple(sorted(found))
         terms: list[HeadTerm] = [self.vocab.terms[t] for t in head_types]
         stages = tuple(s for s in STAGES if any(t.stage == s for t in terms))
