@@ -29,7 +29,7 @@ from ..heads import head_types as registry_types
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
 from . import catalogue, views
-from .patterns import for_head, panel_examples, read_patterns
+from .patterns import for_head, panel_examples, read_patterns_cached
 from .report import env
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         headmap, meta = scan_or_404(conn, scan_id)
         layer, head = head_or_404(headmap, name)
         detail = views.head_detail(headmap, layer, head)
-        patterns = read_patterns(meta["out_dir"]) if meta.get("out_dir") else None
+        patterns = read_patterns_cached(meta["out_dir"]) if meta.get("out_dir") else None
         return {"scan": meta, "headmap": headmap, "head": detail, "patterns": for_head(patterns, detail["name"])}
 
     def type_data(conn: sqlite3.Connection, type_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ for SmolLM2, about 1.5 MB of JSON.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,24 @@ def read_patterns(out_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("examples"), list):
         return None
     return data
+
+
+@lru_cache(maxsize=8)
+def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
+    return read_patterns(Path(path).parent)
+
+
+def read_patterns_cached(out_dir: str | Path) -> dict[str, Any] | None:
+    """:func:`read_patterns`, memoised on the file's path, mtime and size (the app reads one file per request).
+
+    Callers must not mutate the returned dict.
+    """
+    path = Path(out_dir) / FILENAME
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def for_head(patterns: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
