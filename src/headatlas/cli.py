@@ -33,6 +33,8 @@ heads_app = typer.Typer(help="The head types headatlas detects.", no_args_is_hel
 scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=True)
 app.add_typer(heads_app, name="heads")
 app.add_typer(scans_app, name="scans")
+atlas_app = typer.Typer(help="The published atlas of verified heads (atlas/ in the repository).", no_args_is_help=True)
+app.add_typer(atlas_app, name="atlas")
 app.add_typer(papers_app, name="papers")
 app.add_typer(feed_app, name="feed")
 app.add_typer(digest_app, name="digest")
@@ -253,6 +255,23 @@ def serve(
         err.print(f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach it can read the store")
     err.print(f"headatlas at http://{escape(host)}:{port}/ ({'curation on' if curate else 'read-only'})")
     run_server(db, host=host, port=port, curate=curate)
+
+
+@atlas_app.command("build")
+def atlas_build(
+    out_dir: Annotated[Path, typer.Option("--out", help="Atlas directory.")] = Path("atlas"),
+    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo aliases.")] = "smollm2-135m,gemma3-270m",
+) -> None:
+    """Scan the zoo models with every head type and --verify; write atlas/<model>/ and atlas/README.md."""
+    from .atlas import build_atlas
+
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in ZOO]
+    if unknown or not chosen:
+        raise InvalidSettingError(f"unknown zoo model(s) {', '.join(unknown) or '(none)'}; valid are {', '.join(ZOO)}")
+    check_out_dir(out_dir)
+    readme = build_atlas(out_dir, chosen, say=err.print)
+    err.print(f"wrote {readme}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
