@@ -210,3 +210,22 @@ def test_killed_mid_run_then_rerun_has_no_duplicates(server: ScriptedServer, db_
     assert get_cursor(conn, "arxiv") == "2024-12-31"
     versions = dict(conn.execute("SELECT arxiv_id, version FROM feed_entries").fetchall())
     assert all(versions[e.arxiv_id] == e.version for e in entries[200:])
+
+
+def test_enrich_from_semantic_scholar(server: ScriptedServer, db_path, annotate) -> None:
+    from headatlas.literature.feed.ingest import enrich
+    from headatlas.literature.feed.sources import SemanticScholarClient
+
+    conn = connect(db_path)
+    entry = replace(make_entries(1)[0], arxiv_id="2410.10819", title="A pending paper about retrieval heads")
+    write_page(conn, [entry], annotate, source="arxiv")
+    conn.execute("UPDATE feed_entries SET status = 'pending'")
+    conn.commit()
+    body = b"[" + (FIXTURES / "s2_paper.json").read_bytes() + b"]"
+    server.script("/graph/v1/paper/batch", Reply(429, headers={"Retry-After": "0"}), Reply(200, body))
+    client = SemanticScholarClient(server.url, delay=0, backoff=0)
+    assert enrich(conn, client) == 1
+    (row,) = list_entries(conn)
+    assert row.venue == "International Conference on Learning Representations" and row.citation_count == 57
+    assert enrich(conn, client) == 0  # nothing new the second time
+    assert len(server.hits("/graph/v1/paper/batch")) == 3

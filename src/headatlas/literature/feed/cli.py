@@ -85,7 +85,11 @@ def feed_update(
     if delay < 0 or max_results < 1 or retries < 0:
         raise InvalidSettingError("--delay and --retries must be >= 0 and --max-results >= 1")
     conn = _open(db)
-    annotate = Annotator()
+    from .. import store as paper_store
+    from .tagging import Tagger
+
+    paper_store.ensure_seeded(conn)  # tag with the store's vocabulary: head types curators added count too
+    annotate = Annotator(tagger=Tagger(paper_store.store_vocabulary(conn)))
     if files:
         _report("files", ingest_files(conn, files, annotate=annotate))
         return

@@ -109,14 +109,21 @@ class Tagger:
         """Head-type id -> the first phrase that named it (one pass over the words, n-gram lookups)."""
         words = re.findall(r"[a-z0-9]+", text.lower())
         found: dict[str, str] = {}
+        covered = 0  # the longest name wins: "name mover heads" is not also "mover heads"
         for i in range(len(words)):
+            if i < covered:
+                continue
             for n in range(min(self._longest, len(words) - i), 0, -1):
                 key = tuple(words[i : i + n])
                 follower = words[i + n] if i + n < len(words) else ""
                 if follower in ("head", "heads") and key in self._headed:
                     found.setdefault(self._headed[key], " ".join((*key, follower)))
-                elif key in self._bare:
+                    covered = i + n + 1
+                    break
+                if key in self._bare:
                     found.setdefault(self._bare[key], " ".join(key))
+                    covered = i + n
+                    break
         return found
 
     def tag(self, title: str, abstract: str, extra_terms: Iterable[str] = ()) -> Tags:
