@@ -97,12 +97,20 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
 
 
 def _texts(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = data.get(key, [])
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    value = data.get(key)
+    if not value:
+        if value is None or value == []:
+            return ()
         raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
-    return tuple(v.strip() for v in value)
+    if not isinstance(value, list):
+        raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
+    out = []
+    for v in value:
+        stripped = v.strip() if isinstance(v, str) else ""
+        if not stripped:
+            raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
+        out.append(stripped)
+    return tuple(out)
 
 
 def parse_date(value: object, where: str, *, today: date | None = None) -> date:
