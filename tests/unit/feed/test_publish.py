@@ -60,7 +60,12 @@ def test_fixture_to_catalogue_atom_and_digest(db_path: Path, tmp_path: Path, smt
     assert run("feed", "update", "--file", str(FIXTURES / "arxiv_new.xml"), "--db", str(db_path)) == 0
     binding = pending_id(db_path, "Binding Heads")
     headkv = pending_id(db_path, "Not All Heads")
-    # an entry without any tagged head type needs the curator to name one
+    # HeadKV names no head type the vocabulary knows: it gets those of its closest catalogue paper
+    (kv,) = [e for e in list_entries(connect(db_path)) if e.id == headkv]
+    assert kv.head_types == ("retrieval", "global_retrieval") and "RazorAttention" in kv.why[-1]
+    # an entry without any head type needs the curator to name one
+    with connect(db_path) as conn:
+        conn.execute("UPDATE feed_entries SET head_types_json = '[]' WHERE id = ?", (headkv,))
     assert run("papers", "review", "--accept", str(headkv), "--db", str(db_path)) == 2
     assert "no head type" in capsys.readouterr().err
     assert run("papers", "review", "--accept", str(binding), "--new-head", "binding head", "--db", str(db_path)) == 0
@@ -180,3 +185,20 @@ def test_classify_command(tmp_path: Path, capsys) -> None:
     assert out[0]["head_types"] == ["retrieval"] and "retrieval heads" in out[0]["why"]
     assert set(out[0]) == {"title", "relevant", "score", "head_types", "why"}
     assert "line 3: skipped" in captured.err and "line 4: skipped" in captured.err
+
+
+def test_interactive_review_and_candidates(db_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from headatlas.cli import app
+
+    run("feed", "update", "--file", str(FIXTURES / "arxiv_new.xml"), "--db", str(db_path))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["feed", "candidates", "--db", str(db_path)])
+    assert listed.exit_code == 0 and listed.output.startswith("binding head\t1\t#2")
+    # newest first: #2 (Binding Heads, no known head type besides induction) then #1 (HeadKV)
+    result = runner.invoke(app, ["papers", "review", "--db", str(db_path)], input="r\na\n")
+    assert result.exit_code == 0, result.output
+    statuses = {e.id: e.status for e in list_entries(connect(db_path))}
+    assert statuses[2] == "rejected" and statuses[1] == "accepted"
+    assert paper_store.get_paper(connect(db_path), "2410.19258").head_types == ("retrieval", "global_retrieval")

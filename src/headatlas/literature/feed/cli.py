@@ -145,6 +145,20 @@ def feed_list(
     out.print(table)
 
 
+@feed_app.command("candidates")
+def feed_candidates(db: DbOption = None) -> None:
+    """Candidate new head types: "X heads" phrases of pending papers that the vocabulary does not know."""
+    counts: dict[str, list[int]] = {}
+    for e in list_entries(_open(db), "pending"):
+        for name in e.candidates:
+            counts.setdefault(name, []).append(e.id)
+    if not counts:
+        err.print("no candidate head types")
+        return
+    for name, ids in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        typer.echo(f"{name}\t{len(ids)}\t{', '.join(f'#{i}' for i in ids)}")
+
+
 @feed_app.command("atom")
 def feed_atom(
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the Atom feed.")] = Path("feed.xml"),

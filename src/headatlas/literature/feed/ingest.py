@@ -55,13 +55,18 @@ class Annotator:
         notes = []
         for entry, verdict in zip(entries, verdicts, strict=True):
             tags = self.tagger.tag(entry.title, entry.abstract, entry.keywords)
+            head_types, why = tags.head_types, verdict.why
+            if not head_types and verdict.relevant:
+                learned, neighbour = self.model.suggest(entry.title, entry.abstract)
+                head_types = learned
+                why = (*why, f"head types learned from the closest catalogue paper: {neighbour}") if learned else why
             known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(catalogue_title_key(entry.title))
             notes.append(
                 Annotation(
                     relevant=verdict.relevant,
                     score=verdict.score,
-                    why=verdict.why,
-                    head_types=tags.head_types,
+                    why=why,
+                    head_types=head_types,
                     candidates=tags.candidates,
                     stages=tags.stages,
                     models=tags.models,

@@ -25,6 +25,9 @@ from .tagging import Tagger, default_tagger
 THRESHOLD = 0.5
 """Score at or above which a paper counts as relevant."""
 
+SUGGEST_MIN = 0.2
+"""Least tf-idf cosine to a catalogue paper for its head types to be suggested."""
+
 
 @dataclass(frozen=True)
 class Labelled:
@@ -32,6 +35,7 @@ class Labelled:
     abstract: str
     label: bool
     origin: str = "real"
+    head_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def _read_tsv(name: str) -> list[list[str]]:
 def training_set() -> list[Labelled]:
     """Catalogue papers (positives) and the shipped negatives, in a fixed order."""
     positives = [
-        Labelled(p.title, p.summary.text(), True, "catalogue")
+        Labelled(p.title, p.summary.text(), True, "catalogue", p.head_types)
         for p in sorted(load_catalogue().papers, key=lambda p: p.id)
     ]
     negatives = [Labelled(title, abstract, False) for title, abstract in _read_tsv("negatives.tsv")]
@@ -95,6 +99,23 @@ class RelevanceModel:
         self.model.fit(x, y)
         self.features = self.vectorizer.get_feature_names_out()
         self.coef = self.model.coef_[0]
+        # learned tagging: the head types of the most similar catalogue paper (tf-idf cosine)
+        labelled = [i for i, e in enumerate(examples) if e.label and e.head_types]
+        self._neighbours = x[labelled]
+        self._neighbour_heads = [examples[i].head_types for i in labelled]
+        self._neighbour_titles = [examples[i].title for i in labelled]
+
+    def suggest(self, title: str, abstract: str, *, min_similarity: float = SUGGEST_MIN) -> tuple[tuple[str, ...], str]:
+        """Head types of the nearest catalogue paper by tf-idf cosine, and its title; empty below
+        ``min_similarity``. A learned guess for papers that name no head type the vocabulary knows."""
+        if self._neighbours.shape[0] == 0:
+            return (), ""
+        v = self.vectorizer.transform([document(title, abstract)])
+        sims = (self._neighbours @ v.T).toarray().ravel()  # rows are L2-normalised: dot = cosine
+        best = int(np.argmax(sims))
+        if sims[best] < min_similarity:
+            return (), ""
+        return self._neighbour_heads[best], self._neighbour_titles[best]
 
     def scores(self, docs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not docs:
