@@ -68,3 +68,15 @@ def test_for_head_keeps_one_head(tiny_patterns):
 def test_example_length_is_checked(tiny_loaded):
     with pytest.raises(InvalidSettingError):
         capture_patterns(tiny_loaded, n_tokens=4)
+
+
+def test_sliding_window_layers_keep_their_window():
+    from headatlas.testing.tiny import tiny_gemma3
+
+    loaded = tiny_gemma3(window=8)
+    patterns = capture_patterns(loaded, seed=0, n_tokens=16)
+    rows = patterns["examples"][0]["heads"]["L0H0"]  # layer 0 is a sliding-window layer
+    assert 0 in loaded.facts.sliding_layers and 1 not in loaded.facts.sliding_layers
+    assert all(w == 0 for w in rows[12][: 12 - 8 + 1])  # keys outside the window get nothing
+    assert sum(rows[12]) == pytest.approx(1.0, abs=0.01)
+    assert any(w > 0 for w in patterns["examples"][0]["heads"]["L1H0"][12][:5])  # the global layer sees them

@@ -141,3 +141,10 @@ def test_cli_report_rebuilds_from_the_out_dir(tmp_path, tiny_headmap, tiny_patte
     assert not (tmp_path / "none.sqlite3").exists()  # no store is created just to read papers
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "has no headmap.json" in capsys.readouterr().err
+
+
+def test_same_scan_same_report_bytes(tmp_path, tiny_headmap, tiny_patterns):
+    a = write_report(tiny_headmap, tmp_path / "a", patterns=tiny_patterns).read_bytes()
+    b = write_report(tiny_headmap, tmp_path / "b", patterns=tiny_patterns).read_bytes()
+    assert a == b
+    assert not list((tmp_path / "a").glob("*.tmp"))  # written atomically, nothing left behind
