@@ -8,7 +8,7 @@ from .api import AblationResult, AttributionResult, PatchResult, ablate, attribu
 from .attribution import attribution_scores
 from .interventions import METHODS, head_mask, parse_heads, run_sets
 from .metrics import DEFAULT_METRIC, METRICS, Metric, get_metric, metric_for
-from .verify import VerifySettings, random_head_sets, spearman, verify_headmap
+from .verify import VerifySettings, random_head_sets, spearman, verify_headmap, verify_set
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -31,4 +31,5 @@ __all__ = [
     "run_sets",
     "spearman",
     "verify_headmap",
+    "verify_set",
 ]

@@ -21,7 +21,14 @@ from ..errors import InvalidSettingError
 from ..lens import session
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
-from .interventions import Replacement, SourceReplacement, metric_values, resample_for
+from .interventions import (
+    MeanReplacement,
+    Replacement,
+    SourceReplacement,
+    mean_stats,
+    metric_values,
+    resample_for,
+)
 from .metrics import Metric, check_fits
 
 
@@ -29,22 +36,85 @@ def attribution_scores(
     loaded: LoadedModel,
     batches: Sequence[ProbeBatch],
     metric: Metric,
-    replacement: Replacement,
+    replacement: Replacement | None = None,
     steps: int = 1,
 ) -> torch.Tensor:
     """Estimated change of the sample-mean ``metric`` when each head alone takes its replacement value: ``[L, H]``.
 
-    The sign is that of the metric itself (``changed - clean``), not of damage.
+    The sign is that of the metric itself (``changed - clean``), not of damage. ``replacement=None``
+    means mean ablation with the statistics of ``batches`` themselves (as ``make_replacement(loaded,
+    "mean", batches)``); with ``steps=1`` those come from the same forward pass, so the whole estimate
+    costs one forward and one backward per batch.
     """
     if not isinstance(steps, int) or steps < 1:
         raise InvalidSettingError(f"attribution steps must be a positive integer, got {steps!r}")
+    for batch in batches:
+        check_fits(metric, batch)
+    if replacement is None and steps == 1:
+        return _self_mean_scores(loaded, batches, metric)
+    if replacement is None:
+        replacement = MeanReplacement(mean_stats(loaded, batches))
     f = loaded.facts
     total = sum(int(b.input_ids.shape[0]) for b in batches)
     scores = torch.zeros(f.n_layers, f.n_heads, dtype=torch.float64)
     for batch in batches:
-        check_fits(metric, batch)
         scores += _batch_scores(loaded, batch.to(loaded.device), metric, replacement, steps, total)
     return scores.float()
+
+
+def _gradients(
+    loaded: LoadedModel, batch: ProbeBatch, metric: Metric, total: int
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Clean head outputs and d(metric share)/d(output) per layer, from one forward and one backward."""
+    clean: dict[int, torch.Tensor] = {}
+    deltas: dict[int, torch.Tensor] = {}
+
+    def hook(layer: int, out: torch.Tensor) -> torch.Tensor:
+        clean[layer] = out.detach()
+        deltas[layer] = torch.zeros_like(out, requires_grad=True)
+        return out + deltas[layer]
+
+    with torch.enable_grad(), session(hooks=[hook]):
+        value = metric_values(loaded, batch, metric).sum() / total
+        layers = sorted(deltas)
+        got = torch.autograd.grad(value, [deltas[layer] for layer in layers], allow_unused=True)
+    grads = {
+        layer: g if g is not None else torch.zeros_like(clean[layer]) for layer, g in zip(layers, got, strict=True)
+    }
+    return clean, grads
+
+
+def _self_mean_scores(loaded: LoadedModel, batches: Sequence[ProbeBatch], metric: Metric) -> torch.Tensor:
+    """Mean-ablation attribution with the batches' own means, without a separate statistics pass.
+
+    ``sum (m - a) g = m_bos . G_bos + m_body . G_body - sum a g``, with ``G`` the gradient summed over
+    the BOS position / the later positions, so only those sums and the means' sums are kept.
+    """
+    f = loaded.facts
+    total = sum(int(b.input_ids.shape[0]) for b in batches)
+    shape = (f.n_layers, 2, f.n_heads, f.head_dim)
+    act_sums, grad_sums = torch.zeros(shape, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)
+    counts = torch.zeros(2, dtype=torch.float64)
+    direct = torch.zeros(f.n_layers, f.n_heads, dtype=torch.float64)
+    for batch in batches:
+        batch = batch.to(loaded.device)
+        clean, grads = _gradients(loaded, batch, metric, total)
+        real = batch.attention_mask.bool()
+        body = real.clone()
+        body[:, 0] = False
+        for layer, grad in grads.items():
+            a, g = clean[layer].double(), grad.double()
+            act_sums[layer, 0] += a[:, 0].sum(0).cpu()
+            act_sums[layer, 1] += (a * body[:, :, None, None]).sum((0, 1)).cpu()
+            grad_sums[layer, 0] += g[:, 0].sum(0).cpu()
+            grad_sums[layer, 1] += g[:, 1:].sum((0, 1)).cpu()
+            direct[layer] += (a * g).sum((0, 1, 3)).cpu()
+        counts[0] += real.shape[0]
+        counts[1] += float(body.sum())
+    means = act_sums / counts.clamp(min=1)[None, :, None, None]
+    # float32 statistics, as MeanReplacement applies them
+    means = means.float().double()
+    return ((means * grad_sums).sum((1, 3)) - direct).float()
 
 
 def _batch_scores(

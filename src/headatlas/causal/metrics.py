@@ -189,8 +189,15 @@ DEFAULT_METRIC: dict[str, str] = {
     "induction": "induction_loss",
     "local": "text_loss",
     "retrieval": "needle_loss",
+    # weights-scored types: copying heads write the attended token into the logits, which completing the
+    # second copy needs; copy suppression lowers overconfident repeats on ordinary text, and ablating it
+    # raises text loss (McDougall et al. 2023), so negative-copying / copy-suppression heads use text_loss.
+    "copying": "induction_loss",
+    "negative_copying": "text_loss",
+    "copy_suppression": "text_loss",
 }
-"""The metric that verifies each census head type (registry id -> metric name)."""
+"""The metric that verifies each head type (registry id -> metric name). A type not listed is reported
+as ``no_metric`` by verification."""
 
 
 def get_metric(name: str | Metric) -> Metric:

@@ -36,7 +36,7 @@ from ..models.loader import LoadedModel
 from ..probes import PROBES, ProbeBatch, ProbeSettings
 from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
-from .metrics import DEFAULT_METRIC, METRICS, Metric, damage
+from .metrics import DEFAULT_METRIC, METRICS, Metric, damage, get_metric
 
 VerifyProgress = Callable[[str, int, int], None]
 """``(stage, done, total)``: called as each head type finishes."""
@@ -197,7 +197,10 @@ def _prepare(loaded: LoadedModel, metric: Metric, settings: VerifySettings) -> _
     batches = metric_batches(loaded, metric, settings, settings.seed)
     replacement = replacement_for(loaded, metric, batches, settings)
     clean = float(run_sets(loaded, batches, metric, [[]], replacement, settings.max_batch)[0])
-    change = attribution_scores(loaded, batches, metric, replacement, steps=settings.attribution_steps)
+    own_mean = settings.method == "mean"  # statistics of these very batches: one forward + one backward
+    change = attribution_scores(
+        loaded, batches, metric, None if own_mean else replacement, steps=settings.attribution_steps
+    )
     attribution = -change if metric.higher_is_better else change
     return _MetricRun(metric, batches, replacement, clean, attribution, {})
 
@@ -327,3 +330,16 @@ def verify_headmap(
             row["ablation_effect"] = None if exact is None else round(exact, 6)
     headmap.settings["verify"] = settings.to_dict()
     return headmap
+
+
+def verify_set(
+    loaded: LoadedModel,
+    heads: Sequence[HeadRef],
+    metric: str | Metric,
+    settings: VerifySettings | None = None,
+    label: str = "custom",
+) -> dict[str, Any]:
+    """Verify any head set against random sets under ``metric`` (same record as a head type's)."""
+    settings = settings or VerifySettings()
+    run = _prepare(loaded, get_metric(metric), settings)
+    return verify_type(loaded, label, {}, list(heads), run, settings)

@@ -238,3 +238,10 @@ def test_attribution_of_mean_ablation_tracks_exact_ablation():
         assert torch.corrcoef(torch.stack([estimate, exact]))[0, 1] > 0.9
     with pytest.raises(InvalidSettingError, match="positive integer"):
         attribution_scores(loaded, batches, metric, replacement, steps=0)
+    # the one-pass variant (means taken from the same forward) equals the explicit replacement
+    torch.testing.assert_close(
+        attribution_scores(loaded, batches, metric, None),
+        attribution_scores(loaded, batches, metric, replacement),
+        atol=1e-6,
+        rtol=1e-4,
+    )

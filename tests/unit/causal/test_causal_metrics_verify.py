@@ -1,0 +1,147 @@
+"""Metrics, random head sets, Spearman, and the Python API's bad-input handling (tiny models)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from headatlas.causal import (
+    DEFAULT_METRIC,
+    METRICS,
+    VerifySettings,
+    ablate,
+    attribute,
+    get_metric,
+    metric_for,
+    patch,
+    random_head_sets,
+    spearman,
+)
+from headatlas.causal.api import prompt_batch
+from headatlas.causal.interventions import metric_values
+from headatlas.causal.metrics import check_fits, damage, second_copy_rows
+from headatlas.errors import InvalidSettingError
+from headatlas.heads import head_types
+from headatlas.lens import session
+from headatlas.probes import PROBES, ProbeSettings
+from headatlas.testing.tiny import tiny_llama
+
+CENSUS_TYPES = ("previous_token", "current_token", "sink", "duplicate_token", "induction", "local", "retrieval")
+
+
+def test_every_census_head_type_has_a_metric():
+    for type_id in CENSUS_TYPES:
+        assert type_id in head_types()
+        assert metric_for(type_id).name in METRICS
+    assert all(name in METRICS for name in DEFAULT_METRIC.values())
+    with pytest.raises(InvalidSettingError, match="has no causal metric"):
+        metric_for("no_such_type")
+    with pytest.raises(InvalidSettingError, match="valid metrics are"):
+        get_metric("accuracy")
+
+
+def test_second_copy_rows_cover_the_predictable_part():
+    loaded = tiny_llama("gqa")
+    batch = PROBES["repeated_tokens"](loaded.tokenizer, ProbeSettings(repeat_len=6, n_repeat=2), 0)[0]
+    rows = second_copy_rows(batch)
+    assert rows.tolist() == [[7, 8, 9, 10, 11]] * 2  # predict x_1..x_5 of the copy at 8..12
+    targets = batch.input_ids.gather(1, rows + 1)
+    assert torch.equal(targets, batch.input_ids[:, 2:7])  # the same tokens as in the first copy
+
+
+def test_induction_loss_is_the_mean_cross_entropy_of_those_rows():
+    loaded = tiny_llama("gqa")
+    batch = PROBES["repeated_tokens"](loaded.tokenizer, ProbeSettings(repeat_len=6, n_repeat=2), 0)[0]
+    with torch.no_grad(), session():
+        value = metric_values(loaded, batch, get_metric("induction_loss"))
+        logits = loaded.model(input_ids=batch.input_ids).logits
+    expected = torch.nn.functional.cross_entropy(logits[0, 7:12], batch.input_ids[0, 8:13])
+    assert math.isclose(float(value[0]), float(expected), rel_tol=1e-5)
+
+
+def test_logit_diff_and_answer_checks():
+    loaded = tiny_llama("gqa")
+    batch = prompt_batch(loaded, ["abc", "abcde"], answer="x", wrong="y")
+    assert batch.attention_mask.sum(1).tolist() == [4, 6]
+    with torch.no_grad(), session():
+        value = metric_values(loaded, batch, get_metric("logit_diff"))
+        logits = loaded.model(input_ids=batch.input_ids[1:]).logits
+    x, y = loaded.tokenizer.encode("x")[0], loaded.tokenizer.encode("y")[0]
+    assert math.isclose(float(value[1]), float(logits[0, -1, x] - logits[0, -1, y]), rel_tol=1e-5, abs_tol=1e-6)
+    with pytest.raises(InvalidSettingError, match="not a single token"):
+        prompt_batch(loaded, "abc", answer="xy")
+    with pytest.raises(InvalidSettingError, match="needs wrong"):
+        check_fits(get_metric("logit_diff"), prompt_batch(loaded, "abc", answer="x"))
+
+
+def test_damage_points_the_same_way_for_every_metric():
+    assert damage(get_metric("induction_loss"), 1.0, 3.0) == 2.0
+    assert damage(get_metric("needle_copy_accuracy"), 0.9, 0.4) == pytest.approx(0.5)
+
+
+# -- random sets and statistics -------------------------------------------------------------------------
+def test_random_sets_match_layers_and_avoid_members():
+    facts = tiny_llama("gqa", layers=4).facts
+    members = [(1, 0), (3, 2)]
+    gen = torch.Generator().manual_seed(0)
+    sets = random_head_sets(members, facts, 25, gen, layer_window=0)
+    assert len(sets) == 25
+    for s in sets:
+        assert len(s) == 2 and not set(s) & set(members)
+        assert sorted(layer for layer, _ in s) == [1, 3]
+    again = random_head_sets(members, facts, 25, torch.Generator().manual_seed(0), layer_window=0)
+    assert again == sets
+    # a layer without non-members widens the window instead of failing
+    whole_layer = [(0, h) for h in range(4)]
+    widened = random_head_sets(whole_layer, facts, 3, gen, layer_window=0)
+    assert all(layer == 1 for s in widened for layer, _ in s)
+    assert random_head_sets([], facts, 3, gen, 0) == []
+
+
+def test_spearman():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, rel=1e-6)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+    assert spearman([1, 2], [1, 2]) is None
+
+
+def test_verify_settings_refuse_too_few_random_sets():
+    with pytest.raises(InvalidSettingError, match="at least 20"):
+        VerifySettings(n_random=5)
+    with pytest.raises(InvalidSettingError, match="valid methods"):
+        VerifySettings(method="noise")
+
+
+# -- API ------------------------------------------------------------------------------------------------
+def test_ablate_api_on_prompts_and_probes():
+    loaded = tiny_llama("gqa")
+    result = ablate(loaded, "L1H0,L0H3", "induction_loss", "zero")
+    assert result.heads == ("L1H0", "L0H3") and result.effect == pytest.approx(result.ablated - result.clean)
+    assert result.effect != 0
+    same = ablate(loaded, [(1, 0), (0, 3)], "induction_loss", "zero")
+    assert same == result  # deterministic
+    resampled = ablate(loaded, "L1H0", "induction_loss", "resample")
+    assert resampled.clean == pytest.approx(result.clean)
+    with pytest.raises(InvalidSettingError, match="needs a prompt"):
+        ablate(loaded, "L1H0", "logit_diff")
+    on_prompt = ablate(loaded, "L1H0", "logit_diff", "mean", prompt=["hello", "world"], answer="a", wrong="b")
+    assert on_prompt.metric == "logit_diff"
+
+
+def test_patch_and_attribute_api():
+    loaded = tiny_llama("gqa")
+    full = patch(loaded, "the cat", "the dog", metric="logit_diff", answer="a", wrong="b")
+    # patching every head does not restore the clean run (embeddings differ), but moves toward it
+    assert full.clean != full.corrupt
+    noop = patch(loaded, "the cat", "the cat", "L0H1", metric="logit_diff", answer="a", wrong="b")
+    assert noop.patched == pytest.approx(noop.clean, abs=1e-5) and noop.recovered is None
+    scores = attribute(loaded, "the cat", "the dog", "logit_diff", answer="a", wrong="b")
+    assert scores.scores.shape == (2, 4) and scores.scores.abs().sum() > 0
+    assert len(scores.top(3)) == 3
+    with pytest.raises(InvalidSettingError, match=r"differ in token length \(8 vs 9\)"):
+        attribute(loaded, "the cat", "the cats", "logit_diff", answer="a", wrong="b")
+    with pytest.raises(InvalidSettingError, match="valid directions"):
+        patch(loaded, "a", "b", direction="sideways", answer="a", wrong="b")

@@ -1,0 +1,106 @@
+"""Causal checks against ground truth: the planted-heads model (headatlas.testing.planted)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import torch
+
+from headatlas.api import scan
+from headatlas.causal import (
+    METHODS,
+    VerifySettings,
+    ablate,
+    attribution_scores,
+    get_metric,
+    verify_set,
+)
+from headatlas.causal.interventions import make_replacement
+from headatlas.probes import PROBES, ProbeSettings
+from headatlas.store import connect, save_scan
+from headatlas.testing.planted import INDUCTION, PLANTED, PREVIOUS, build_planted_model
+
+UNRELATED = (1, 0)  # unplanted: writes only into spare dimensions nothing reads
+PROBE = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
+VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return build_planted_model(0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_ablating_the_planted_induction_head_destroys_the_induction_metric(planted, method):
+    hit = ablate(planted, [INDUCTION], "induction_loss", method)
+    other = ablate(planted, [UNRELATED], "induction_loss", method)
+    assert hit.clean < 0.01  # the planted model copies the second half almost perfectly
+    assert hit.effect > 3.0  # ~ln(62): no better than guessing among the ordinary tokens
+    assert abs(other.effect) < 0.01
+
+
+def test_attribution_ranks_the_planted_head_first(planted):
+    batches = PROBES["repeated_tokens"](planted.tokenizer, PROBE, 0)
+    metric = get_metric("induction_loss")
+    replacement = make_replacement(planted, "mean", batches)
+    for steps in (1, 4):
+        scores = attribution_scores(planted, batches, metric, replacement, steps=steps)
+        best = int(torch.argmax(scores))
+        assert divmod(best, planted.facts.n_heads) == INDUCTION
+
+
+def test_verification_marks_planted_sets_verified_and_random_sets_not(planted, db_path):
+    headmap = scan(
+        planted,
+        head_types=["induction", "previous_token"],
+        probes=PROBE,
+        verify=True,
+        verify_settings=VERIFY,
+    )
+    for type_id in ("induction", "previous_token"):
+        assert headmap.members(type_id) == [f"L{h[0]}H{h[1]}" for h in PLANTED[type_id]]
+        record = headmap.verification[type_id]
+        assert record["verified"] is True and record["status"] == "verified"
+        assert record["p_value"] < 0.05 and len(record["random_effects"]) == 20
+        assert record["effect"] > 3.0 and record["random_max"] < 0.01
+        assert all(s[0].startswith(f"L{PLANTED[type_id][0][0]}H") for s in record["random_sets"])  # same layer
+    assert headmap.verification["induction"]["per_head"]["top_by_attribution"][0] == "L1H2"
+
+    # random sets handed in as if they were members: not verified
+    for heads in ([UNRELATED], [(1, 1), (1, 3)]):
+        record = verify_set(planted, heads, "induction_loss", VERIFY)
+        assert record["verified"] is False and record["p_value"] > 0.05
+
+    # files: attribution for every head, ablation_effect only where exact ablation ran (empty cell)
+    rows = list(csv.DictReader(io.StringIO(headmap.csv_text())))
+    assert {"attribution", "ablation_effect"} <= set(rows[0])
+    induction_rows = {f"L{r['layer']}H{r['head']}": r for r in rows if r["head_type"] == "induction"}
+    assert all(r["attribution"] != "" for r in induction_rows.values())
+    assert float(induction_rows["L1H2"]["ablation_effect"]) > 3.0
+    exact_heads = set(headmap.verification["induction"]["per_head"]["exact_heads"])
+    assert any(r["ablation_effect"] == "" for name, r in induction_rows.items() if name not in exact_heads)
+    data = json.loads(headmap.json_text())
+    assert data["verification"]["induction"]["verified"] is True
+
+    # the store keeps them
+    conn = connect(db_path)
+    scan_id = save_scan(conn, headmap)
+    stored = conn.execute(
+        "SELECT layer, head, attribution, ablation_effect FROM head_scores WHERE scan_id = ? AND head_type = ?",
+        (scan_id, "induction"),
+    ).fetchall()
+    by_head = {(r["layer"], r["head"]): r for r in stored}
+    assert by_head[INDUCTION]["ablation_effect"] > 3.0
+    assert all(r["attribution"] is not None for r in stored)
+    assert any(r["ablation_effect"] is None for r in stored)
+
+
+def test_verification_is_deterministic(planted):
+    quick = VerifySettings(repeat_len=12, n_repeat=4, top_n=0, max_exact_members=1, max_batch=48)
+    first = scan(planted, head_types=["previous_token"], probes=PROBE, verify=True, verify_settings=quick)
+    second = scan(planted, head_types=["previous_token"], probes=PROBE, verify=True, verify_settings=quick)
+    assert first.json_text() == second.json_text()
+    assert PLANTED["previous_token"][0] == PREVIOUS
