@@ -112,3 +112,18 @@ def test_catalogue_refuses_duplicate_ids_and_titles():
     twin = Paper.from_dict(_record(id="2404.99999"))
     with pytest.raises(CatalogueError, match="same title"):
         Catalogue((p, twin))
+
+
+def test_stages_follow_the_vocabulary_of_each_papers_head_types():
+    from headatlas.literature.schema import STAGES
+    from headatlas.literature.vocabulary import vocabulary
+
+    vocab = vocabulary()
+    for p in load_catalogue().papers:
+        derived = tuple(s for s in STAGES if any(vocab.get(h).stage == s for h in p.head_types))
+        assert p.stages == derived, p.id
+
+
+def test_authors_where_known():
+    ioi = load_catalogue().get("2211.00593")
+    assert ioi.authors[0] == "Kevin Wang" and "authors" in ioi.provenance.assigned
