@@ -60,3 +60,20 @@ def test_replacing_a_paper_keeps_the_index_consistent(tmp_path):
     assert paper_store.search_papers(conn, "discovers retrieval heads copy") == []
     check = conn.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('integrity-check', 1)")
     assert check is not None
+
+
+def test_migration_0002_rebuilds_the_index_of_an_older_store(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = connect(path)
+    paper_store.ensure_seeded(conn)
+    # turn the store back into its 0001 shape: a content FTS table without facets
+    conn.execute("DROP TABLE papers_fts")
+    conn.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, tokenize = 'porter unicode61')")
+    conn.execute("INSERT INTO papers_fts (rowid, title, summary) SELECT rowid, title, '' FROM papers")
+    conn.execute("DELETE FROM migrations WHERE component = 'papers' AND name = '0002_fts_facets'")
+    conn.commit()
+    conn.close()
+    conn = connect(path)  # applies 0002 again
+    hits = paper_store.search_papers(conn, "retrieval head", head_type="retrieval")
+    assert hits[0].paper.id == "2404.15574"
+    conn.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('integrity-check', 1)")
