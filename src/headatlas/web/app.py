@@ -188,6 +188,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             request,
             "scan.html",
             facts=views.facts_rows(hm),
+            verification=views.verification_rows(hm),
             types=[{"id": t, "name": i.get("name", t), "stage": i.get("stage")} for t, i in hm.head_types.items()],
             **data,
         )

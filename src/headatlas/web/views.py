@@ -266,15 +266,58 @@ def has_causal_columns(headmap: HeadMap) -> bool:
     return any(r.get("attribution") is not None or r.get("ablation_effect") is not None for r in headmap.rows)
 
 
+_VERIFICATION_SHOWN = {
+    "status", "verified", "metric", "metric_description", "method", "members", "effect", "random_mean",
+    "random_std", "random_max", "p_value", "z_score", "rule", "per_head", "random_effects", "random_sets",
+    "clean_metric", "ablated_metric", "n_random", "layer_window",
+}  # fmt: skip
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
-    """``headmap.verification`` flattened for display: one row per head type, values as short text."""
+    """``headmap.verification`` (see :mod:`headatlas.causal.verify`) shaped for a table: one row per head type.
+
+    The set test (members ablated together vs random head sets of the same size), its p-value, and the per-head
+    check (exact single-head ablation vs attribution patching); keys this layer does not know are listed as text.
+    """
     rows = []
-    for type_id, result in sorted(headmap.verification.items()):
-        if isinstance(result, dict):
-            fields = [(str(k), _short(v)) for k, v in sorted(result.items())]
-        else:
-            fields = [("result", _short(result))]
-        rows.append({"head_type": type_id, "fields": fields})
+    for type_id, result in headmap.verification.items():
+        record = result if isinstance(result, dict) else {"result": result}
+        raw = record.get("per_head")
+        per_head: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        heads = per_head.get("exact_heads") or []
+        exact = per_head.get("exact_effects") or []
+        attr = per_head.get("attributions") or []
+        members = [str(m) for m in record.get("members") or []]
+        rows.append(
+            {
+                "head_type": type_id,
+                "name": headmap.head_types.get(type_id, {}).get("name", type_id),
+                "status": str(record.get("status", "")),
+                "verified": record.get("verified"),
+                "metric": str(record.get("metric", "")),
+                "metric_description": str(record.get("metric_description", "")),
+                "method": str(record.get("method", "")),
+                "members": members,
+                "effect": _num(record.get("effect")),
+                "random_mean": _num(record.get("random_mean")),
+                "random_std": _num(record.get("random_std")),
+                "random_max": _num(record.get("random_max")),
+                "p_value": _num(record.get("p_value")),
+                "z_score": _num(record.get("z_score")),
+                "n_random": record.get("n_random"),
+                "spearman": _num(per_head.get("spearman_attribution_vs_exact")),
+                "rule": str(record.get("rule", "")),
+                "per_head": [
+                    {"head": str(h), "exact": _num(e), "attribution": _num(a)}
+                    for h, e, a in zip(heads, exact, attr, strict=False)
+                ],
+                "other": [(str(k), _short(v)) for k, v in sorted(record.items()) if k not in _VERIFICATION_SHOWN],
+            }
+        )
     return rows
 
 

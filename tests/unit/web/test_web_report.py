@@ -105,12 +105,19 @@ def test_report_shows_top_heads_papers_and_verification(tiny_headmap, tiny_patte
     assert "In-context Learning and Induction Heads" in plain  # the registry's defining paper
     assert "Not verified yet" in plain
     verified = type(hm)(hm.facts, [dict(r) for r in hm.rows], hm.settings, hm.head_types, hm.probes)
-    verified.verification = {"induction": {"method": "mean_ablation", "loss_increase": 0.4321}}
+    verified.verification = {
+        "induction": {"method": "mean_ablation", "loss_increase": 0.4321},
+        "sink": {"status": "verified", "verified": True, "metric": "bos_loss", "members": ["L1H0", "L0H3"],
+                 "effect": 1.25, "random_mean": 0.1, "random_std": 0.05, "random_max": 0.2, "p_value": 0.0476,
+                 "per_head": {"exact_heads": ["L1H0"], "exact_effects": [0.9], "attributions": [0.8],
+                              "spearman_attribution_vs_exact": 0.75}},
+    }  # fmt: skip
     for r in verified.rows:
         r["ablation_effect"] = 0.25
         r["attribution"] = -0.5
     html = render_report(verified, tiny_patterns)
     assert "mean_ablation" in html and "0.432" in html
+    assert '<span class="badge member">verified</span>' in html and "0.048" in html and "0.75" in html
     assert "<th>ablation effect</th>" in html and "-0.500" in html
     papers = {"induction": [{"title": "A catalogue paper", "url": "https://arxiv.org/abs/2209.11895", "year": 2022}]}
     linked = render_report(hm, tiny_patterns, papers=papers)
