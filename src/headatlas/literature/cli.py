@@ -78,14 +78,17 @@ def papers_list(
     head_type: HeadTypeOption = None,
     stage: StageOption = None,
     year: YearOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show at most this many (newest first).")] = None,
     fmt: FormatOption = "table",
     db: DbOption = None,
 ) -> None:
     """Papers in the catalogue, newest first."""
     _check_format(fmt, ("table", "json", "csv"))
+    if limit is not None and limit < 1:
+        raise CatalogueError(f"--limit must be at least 1, got {limit}")
     conn = _open(db)
     ht = paper_store.check_filters(conn, head_type, stage)
-    papers = paper_store.list_papers(conn, head_type=ht, stage=stage, year=year)
+    papers = paper_store.list_papers(conn, head_type=ht, stage=stage, year=year, limit=limit)
     _emit(papers, fmt, title=f"{len(papers)} papers")
 
 

@@ -375,12 +375,18 @@ def check_filters(conn: sqlite3.Connection, head_type: str | None, stage: str | 
 
 
 def list_papers(
-    conn: sqlite3.Connection, *, head_type: str | None = None, stage: str | None = None, year: int | None = None
+    conn: sqlite3.Connection,
+    *,
+    head_type: str | None = None,
+    stage: str | None = None,
+    year: int | None = None,
+    limit: int | None = None,
 ) -> list[Paper]:
-    """Stored papers, newest first, filtered by head-type id, stage and year."""
+    """Stored papers, newest first, filtered by head-type id, stage and year; at most ``limit`` (None: all)."""
     where, params = _filters(head_type, stage, year)
     rows = conn.execute(
-        f"SELECT p.record_json FROM papers p WHERE 1 = 1{where} ORDER BY p.date DESC, p.id", params
+        f"SELECT p.record_json FROM papers p WHERE 1 = 1{where} ORDER BY p.date DESC, p.id LIMIT ?",
+        [*params, -1 if limit is None else limit],
     ).fetchall()
     return _papers(rows)
 

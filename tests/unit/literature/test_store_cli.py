@@ -68,6 +68,8 @@ def test_list_by_head_type_alias_stage_and_year(seeded_db, cli):
     assert rows and all("KR" in p["stages"] and p["date"].startswith("2024") for p in rows)
     code, out, _ = cli("papers", "list", "--db", seeded_db)
     assert code == 0 and "74 papers" in out
+    code, out, _ = cli("papers", "list", "--limit", "3", "--format", "json", "--db", seeded_db)
+    assert [p["id"] for p in json.loads(out)] == ["2412.11459", "2412.07386", "2411.16105"]
 
 
 def test_show(seeded_db, cli):
@@ -190,6 +192,7 @@ def test_bad_import_files_change_nothing(name, seeded_db, cli, dump, tmp_path):
         (("papers", "list", "--format", "xml"), "unknown format"),
         (("papers", "search", "!!!"), "has no words"),
         (("papers", "search", "head", "--limit", "0"), "--limit"),
+        (("papers", "list", "--limit", "0"), "--limit"),
         (("papers", "show", "2404.9999"), "no paper with id"),
         (("papers", "export", "--format", "pdf"), "unknown format"),
         (("papers", "import", "/nonexistent/file.json"), "cannot read"),
