@@ -79,6 +79,15 @@ def test_planted_negative_copying_head_scores_one(kind: str) -> None:
     assert float(others.max()) < 0.5
 
 
+def test_copying_is_recomputed_when_the_weights_change() -> None:
+    loaded = tiny_llama("gqa")
+    before, _, _ = copying_fractions(loaded, seed=0)
+    assert float(before[1, 1]) < 0.5
+    _plant(loaded, layer=1, head=1, ov=torch.eye(16), vectors={})  # in-place edits of the same parameters
+    after, _, _ = copying_fractions(loaded, seed=0)
+    assert after[1, 1] == pytest.approx(1.0)
+
+
 def test_gqa_head_reads_its_own_kv_head() -> None:
     """Query head 1 reads KV head 0 (= 1 // 2), not KV head 1 (= 1 % 2): plant there and only there."""
     loaded = tiny_llama("gqa")

@@ -16,6 +16,9 @@ recipe ranks among the full vocabulary; this is the cheaper, stricter-on-noise v
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import torch
 
 from ..models.loader import LoadedModel
@@ -27,12 +30,33 @@ TOKEN_SET_SIZE = 500
 TOP_K = 5
 
 
-def copying_fractions(
-    loaded: LoadedModel, seed: int, n: int = TOKEN_SET_SIZE, k: int = TOP_K
-) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+Fractions = tuple[torch.Tensor, torch.Tensor, list[int]]
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Fractions]] = weakref.WeakKeyDictionary()
+
+
+def _weights_state(model: Any) -> tuple[int, ...]:
+    """Changes whenever a parameter is replaced or edited in place (torch bumps ``_version``)."""
+    return tuple(id(p) for p in model.parameters()) + tuple(int(p._version) for p in model.parameters())
+
+
+def copying_fractions(loaded: LoadedModel, seed: int, n: int = TOKEN_SET_SIZE, k: int = TOP_K) -> Fractions:
     """``(positive, negative, token_ids)``: per head ``[L, H]`` the fraction of tokens ranked in the top /
-    bottom ``k`` of their own OV-circuit logits, over the token set ``token_ids``."""
+    bottom ``k`` of their own OV-circuit logits, over the token set ``token_ids``.
+
+    ``copying``, ``negative_copying`` and ``copy_suppression`` all read this; it is computed once per
+    model state and settings (the cache forgets a model with the model, and any edit of its weights).
+    """
     anatomy(loaded)  # refuse unsupported architectures before touching the tokenizer
+    key = (seed, n, k, id(loaded.tokenizer), _weights_state(loaded.model))
+    cached = _CACHE.setdefault(loaded.model, {})
+    if key not in cached:
+        cached.clear()
+        cached[key] = _compute(loaded, seed, n, k)
+    positive, negative, ids = cached[key]
+    return positive.clone(), negative.clone(), list(ids)
+
+
+def _compute(loaded: LoadedModel, seed: int, n: int, k: int) -> Fractions:
     ids = word_tokens(loaded.tokenizer, n=n, seed=seed)
     positive, negative = [], []
     for logits in ov_logits_by_layer(loaded, ids, ids):  # [H, N, N]

@@ -25,7 +25,7 @@ from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from .registry import HeadType, ModelScore, register_head_type
-from .weights import anatomy, embeddings, ov_logits
+from .weights import anatomy, ov_logits_by_layer
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen",
@@ -109,20 +109,25 @@ def successor_fractions(
 ) -> tuple[torch.Tensor, list[Task]]:
     """``([L, H] fraction of ordinal pairs whose successor ranks first among its task's tokens, tasks)``."""
     anat = anatomy(loaded)
-    built = build_tasks(loaded.tokenizer, tasks)
-    hits = torch.zeros(len(anat.layers), anat.n_heads)
+    all_tasks = build_tasks(loaded.tokenizer, tasks)
+    built = [t for t in all_tasks if t.pairs]
+    union = sorted({token for t in built for token in t.kept})  # every task's tokens, scored in one go
+    where = {token: i for i, token in enumerate(union)}
+    per_task = []
     for task in built:
-        if not task.pairs:
-            continue
-        raw, effective = embeddings(anat, task.kept)
+        index = torch.tensor([where[token] for token in task.kept])
         source, target = (torch.tensor(side) for side in zip(*task.pairs, strict=True))
-        for layer in range(len(anat.layers)):
-            logits = ov_logits(anat, layer, raw if layer == 0 else effective, task.kept)  # [H, n, n]
-            rows = logits[:, source].cpu()  # [H, pairs, n]
+        per_task.append((index, source, target))
+    hits = []
+    for logits in ov_logits_by_layer(loaded, union, union):  # [H, U, U]
+        layer_hits = torch.zeros(anat.n_heads)
+        for index, source, target in per_task:
+            rows = logits.cpu()[:, index[source]][:, :, index]  # [H, pairs, task size]
             wanted = rows.gather(-1, target[None, :, None].expand(rows.shape[0], -1, 1))
             unique_first = (rows >= wanted).sum(-1) == 1  # the successor beats every other item (ties fail)
-            hits[layer] += unique_first.float().sum(-1)
-    return hits / sum(len(t.pairs) for t in built), built
+            layer_hits += unique_first.float().sum(-1)
+        hits.append(layer_hits)
+    return torch.stack(hits) / sum(len(t.pairs) for t in built), all_tasks
 
 
 def score(loaded: LoadedModel, probes: ProbeSettings, seed: int) -> ModelScore:

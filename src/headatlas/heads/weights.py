@@ -49,6 +49,7 @@ class Anatomy:
     final_norm: torch.nn.Module
     unembed: torch.Tensor  # [vocab, d_model]
     final_gain: torch.Tensor  # [d_model], see norm_gain
+    post_gains: tuple[torch.Tensor, ...]  # per layer: Gemma's post-attention norm gain (empty for Llama)
     sandwich: bool  # Gemma-style post-attention and pre/post-feedforward norms
     n_heads: int
     n_kv_heads: int
@@ -98,6 +99,10 @@ def anatomy(loaded: LoadedModel) -> Anatomy:
         final_norm=final_norm,
         unembed=head.weight,
         final_gain=norm_gain(final_norm, facts.d_model, head.weight.dtype, head.weight.device),
+        post_gains=tuple(
+            norm_gain(block.post_attention_layernorm, facts.d_model, head.weight.dtype, head.weight.device)
+            for block in (layers if arch in GEMMA_STYLE else ())
+        ),
         sandwich=arch in GEMMA_STYLE,
         n_heads=facts.n_heads,
         n_kv_heads=facts.n_kv_heads,
@@ -170,10 +175,7 @@ def ov_logits(anat: Anatomy, layer: int, source: torch.Tensor, candidates: list[
     n = source.shape[0]
     values = attn.v_proj(block.input_layernorm(source)).float()  # [N, kv * D], bias included
     values = values.view(n, anat.n_kv_heads, anat.head_dim)[:, anat.kv_of_head.to(source.device)]  # [N, H, D]
-    d_model = anat.unembed.shape[1]
-    gain = anat.final_gain
-    if anat.sandwich:
-        gain = gain * norm_gain(block.post_attention_layernorm, d_model, anat.dtype, anat.device)
+    gain = anat.final_gain * anat.post_gains[layer] if anat.sandwich else anat.final_gain
     cand = torch.tensor(candidates, device=anat.device)
     readout = (anat.unembed[cand].float() * gain) @ attn.o_proj.weight.float()  # [C, H * D]
     readout = readout.view(len(candidates), anat.n_heads, anat.head_dim)
