@@ -19,7 +19,7 @@ import yaml
 
 from ..errors import CatalogueError
 from .schema import Paper, normalise_title
-from .vocabulary import Vocabulary, vocabulary
+from .vocabulary import HeadTerm, Vocabulary, vocabulary
 
 FORMAT_VERSION = 1
 
@@ -69,20 +69,35 @@ class Catalogue:
                     raise CatalogueError(f"paper {p.id!r}: tag {tag!r} means {resolved!r}, missing from head_types")
 
 
-def parse_records(raw: Any, *, today: date | None = None) -> list[Paper]:
-    """Validate decoded YAML/JSON: a list of paper dicts, or ``{"format": 1, "papers": [...]}``."""
+def parse_document(raw: Any, *, today: date | None = None) -> tuple[list[Paper], list[HeadTerm]]:
+    """Validate decoded YAML/JSON: a list of paper dicts, or ``{"format": 1, "head_types": [...], "papers": [...]}``
+    where ``head_types`` (optional) are head types the papers use beyond the shipped vocabulary."""
+    terms: list[HeadTerm] = []
     if isinstance(raw, dict) and "papers" in raw:
         version = raw.get("format", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise CatalogueError(f"unsupported catalogue format {version!r}; this version reads {FORMAT_VERSION}")
+        extra = raw.get("head_types") or []
+        if not isinstance(extra, list):
+            raise CatalogueError("field 'head_types' of a catalogue file must be a list")
+        terms = [HeadTerm.from_dict(t) for t in extra]
         raw = raw["papers"]
     if not isinstance(raw, list):
         raise CatalogueError("a catalogue file must hold a list of papers")
-    return [Paper.from_dict(entry, today=today) for entry in raw]
+    return [Paper.from_dict(entry, today=today) for entry in raw], terms
+
+
+def parse_records(raw: Any, *, today: date | None = None) -> list[Paper]:
+    return parse_document(raw, today=today)[0]
 
 
 def loads(text: str, *, today: date | None = None) -> list[Paper]:
     """Parse catalogue text, JSON or YAML (JSON is tried first); errors are :class:`CatalogueError`."""
+    return load_document(text, today=today)[0]
+
+
+def load_document(text: str, *, today: date | None = None) -> tuple[list[Paper], list[HeadTerm]]:
+    """Papers and extra head types of catalogue text (JSON or YAML, as written by :func:`dump_json`)."""
     stripped = text.lstrip()
     if not stripped:
         raise CatalogueError("the catalogue file is empty")
@@ -98,7 +113,7 @@ def loads(text: str, *, today: date | None = None) -> list[Paper]:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise CatalogueError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    return parse_records(raw, today=today)
+    return parse_document(raw, today=today)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -112,15 +127,25 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump_yaml(papers: Sequence[Paper]) -> str:
-    """Canonical YAML of ``papers`` (sorted newest first); stable byte for byte."""
-    records = [p.to_dict() for p in sort_papers(papers)]
+def dump_yaml(papers: Sequence[Paper], terms: Sequence[HeadTerm] = ()) -> str:
+    """Canonical YAML of ``papers`` (sorted newest first); stable byte for byte. A plain list unless ``terms``
+    (head types beyond the shipped vocabulary) must travel with them."""
+    records: Any = [p.to_dict() for p in sort_papers(papers)]
+    if terms:
+        records = {"format": FORMAT_VERSION, "head_types": _term_dicts(terms), "papers": records}
     return yaml.dump(records, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100_000)
 
 
-def dump_json(papers: Sequence[Paper]) -> str:
-    records = [p.to_dict() for p in sort_papers(papers)]
-    return json.dumps({"format": FORMAT_VERSION, "papers": records}, ensure_ascii=False, indent=2) + "\n"
+def dump_json(papers: Sequence[Paper], terms: Sequence[HeadTerm] = ()) -> str:
+    doc: dict[str, Any] = {"format": FORMAT_VERSION}
+    if terms:
+        doc["head_types"] = _term_dicts(terms)
+    doc["papers"] = [p.to_dict() for p in sort_papers(papers)]
+    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+
+
+def _term_dicts(terms: Sequence[HeadTerm]) -> list[dict[str, Any]]:
+    return [t.to_dict() for t in sorted(terms, key=lambda t: t.id)]
 
 
 def shipped_text() -> str:

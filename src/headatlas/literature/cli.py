@@ -20,7 +20,7 @@ from rich.table import Table
 from ..errors import CatalogueError
 from ..store import connect
 from . import store as paper_store
-from .catalogue import dump_json, dump_yaml, loads
+from .catalogue import dump_json, dump_yaml, load_document
 from .contrib import parse_contribution
 from .render import render_bibtex, render_csv, render_markdown
 from .schema import Paper
@@ -186,8 +186,8 @@ def papers_export(
     renderers = {
         "md": lambda: render_markdown(papers, paper_store.store_vocabulary(conn)),
         "bib": lambda: render_bibtex(papers),
-        "json": lambda: dump_json(papers),
-        "yaml": lambda: dump_yaml(papers),
+        "json": lambda: dump_json(papers, paper_store.added_terms(conn)),
+        "yaml": lambda: dump_yaml(papers, paper_store.added_terms(conn)),
         "csv": lambda: render_csv(papers),
     }
     text = renderers[fmt]()
@@ -207,9 +207,9 @@ def papers_import(
     db: DbOption = None,
 ) -> None:
     """Import papers (all validated first; any error imports nothing)."""
-    papers = loads(_read(file))
+    papers, terms = load_document(_read(file))
     conn = _open(db)
-    n = paper_store.import_papers(conn, papers)
+    n = paper_store.import_papers(conn, papers, terms)
     typer.echo(f"imported {n} papers")
 
 

@@ -250,11 +250,26 @@ def validate_for_store(conn: sqlite3.Connection, papers: Sequence[Paper], *, voc
             raise CatalogueError(f"paper {p.id!r} has the same title as stored paper {clash[0]!r}")
 
 
-def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> int:
-    """Validate all, then upsert all in one transaction (all or nothing). Returns the number written."""
+def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper], terms: Sequence[HeadTerm] = ()) -> int:
+    """Validate all, then upsert all in one transaction (all or nothing). Returns the number written.
+
+    ``terms`` are head types the papers use beyond this store's vocabulary (exported with them); one that is
+    already known must be identical.
+    """
     ensure_seeded(conn)
-    validate_for_store(conn, papers)
+    known = store_vocabulary(conn)
+    new_terms = []
+    for term in terms:
+        if term.id in known:
+            if known.get(term.id) != term:
+                raise CatalogueError(f"head type {term.id!r} in the import differs from the one in this store")
+        else:
+            new_terms.append(term)
+    vocab = Vocabulary([*known.terms.values(), *new_terms]) if new_terms else known  # raises on alias clashes
+    validate_for_store(conn, papers, vocab=vocab)
     with transaction(conn):
+        if new_terms:
+            _write_terms(conn, new_terms, shipped=False)
         _insert_papers(conn, papers)
     return len(papers)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from headatlas.literature.catalogue import dump_json, load_catalogue, loads
-from headatlas.literature.store import ensure_seeded, import_papers, list_papers, search_papers
+from headatlas.literature.store import ensure_seeded, import_papers, list_papers, search_papers, store_vocabulary
 from headatlas.store import connect
 
 CONTRIBUTION = """Title: Sinks, Streams and Retrieval: A Study of Long-Context Heads
@@ -133,8 +133,8 @@ def test_new_head_is_added_to_the_store_vocabulary(seeded_db, cli, tmp_path):
 
 def test_export_import_round_trip_is_lossless(seeded_db, cli, tmp_path):
     form = tmp_path / "issue.txt"
-    form.write_text(CONTRIBUTION)
-    assert cli("papers", "add", "--from-issue", form, "--db", seeded_db)[0] == 0
+    form.write_text(CONTRIBUTION.replace("Head: Retrieval Head", "Head: Retrieval Head, Gender_Bias_Head"))
+    assert cli("papers", "add", "--from-issue", form, "--new-head", "--db", seeded_db)[0] == 0
     for fmt in ("json", "yaml"):
         exported = tmp_path / f"all.{fmt}"
         assert cli("papers", "export", "--format", fmt, "--out", exported, "--db", seeded_db)[0] == 0
@@ -145,6 +145,7 @@ def test_export_import_round_trip_is_lossless(seeded_db, cli, tmp_path):
         assert cli("papers", "export", "--format", fmt, "--out", again, "--db", other)[0] == 0
         assert again.read_text() == exported.read_text()
         assert len(loads(again.read_text())) == 75
+        assert "gender_bias" in {t.id for t in store_vocabulary(connect(other)).terms.values()}
 
 
 def _one_line_error(code: int, err: str) -> None:
@@ -167,6 +168,16 @@ BAD_IMPORTS = {
     ),
     "unknown-head.json": lambda good: good.replace('"head_types": [\n        "induction"', '"head_types": ["nope"', 1),
     "wrong-version.json": lambda good: good.replace('"format": 1', '"format": 99', 1),
+    "conflicting-head-type.json": lambda good: good.replace(
+        '"format": 1,',
+        '"format": 1, "head_types": [{"id": "induction", "name": "Other", "stage": "KR", "definition": "x"}],',
+        1,
+    ),
+    "alias-clash.json": lambda good: good.replace(
+        '"format": 1,',
+        '"format": 1, "head_types": [{"id": "mine", "name": "Induction head", "stage": "KR", "definition": "x"}],',
+        1,
+    ),
 }
 
 
