@@ -229,3 +229,16 @@ def test_enrich_from_semantic_scholar(server: ScriptedServer, db_path, annotate)
     assert row.venue == "International Conference on Learning Representations" and row.citation_count == 57
     assert enrich(conn, client) == 0  # nothing new the second time
     assert len(server.hits("/graph/v1/paper/batch")) == 3
+
+
+def test_cut_off_run_keeps_the_cursor(server: ScriptedServer, db_path, annotate) -> None:
+    entries = make_entries(10)
+    server.route("/api/query", paged_route(entries))
+    conn = connect(db_path)
+    client = ArxivClient(server.url + "/api/query", delay=0, backoff=0)
+    result = update_arxiv(conn, client, since=date(2024, 10, 1), until=date(2024, 11, 2), page_size=4,
+                          max_results=8, annotate=annotate)  # fmt: skip
+    assert result.added == 8 and "only 8 of 10" in result.skipped[-1]
+    assert get_cursor(conn, "arxiv") is None
+    update_arxiv(conn, client, since=date(2024, 10, 1), until=date(2024, 11, 2), page_size=4, annotate=annotate)
+    assert count(conn) == 10 and get_cursor(conn, "arxiv") == "2024-11-02"

@@ -106,10 +106,18 @@ def update_arxiv(
     if since > until:
         return IngestResult()
     total = IngestResult()
+    seen, expected = 0, 0
     for page in client.search(query, since=since, until=until, page_size=page_size, max_results=max_results):
         total.merge(write_page(conn, page.entries, annotate, source="arxiv", skipped=page.skipped))
+        seen += len(page.entries) + len(page.skipped)
+        expected = page.total
         if progress:
-            progress(f"arXiv: {page.start + len(page.entries) + len(page.skipped)} of {page.total}")
+            progress(f"arXiv: {seen} of {page.total}")
+    if seen < expected:
+        # cut off by max_results: keep the old cursor so the next run covers the rest of the window
+        log.warning("arXiv: read %d of %d results (--max-results); the cursor stays where it was", seen, expected)
+        total.skipped.append(f"arXiv: only {seen} of {expected} results read; rerun to continue")
+        return total
     # the window is complete only now: record it
     write_page(conn, [], annotate, source="arxiv", cursor=until.isoformat())
     return total
