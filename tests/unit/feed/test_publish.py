@@ -202,3 +202,32 @@ def test_interactive_review_and_candidates(db_path: Path) -> None:
     statuses = {e.id: e.status for e in list_entries(connect(db_path))}
     assert statuses[2] == "rejected" and statuses[1] == "accepted"
     assert paper_store.get_paper(connect(db_path), "2410.19258").head_types == ("retrieval", "global_retrieval")
+
+
+class PickyInbox(Inbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # aiosmtpd handler hook
+        if address.endswith("@refused.example"):
+            return "550 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_refused_recipient_is_retried_next_time_others_marked(db_path: Path) -> None:
+    run("feed", "update", "--file", str(FIXTURES / "arxiv_new.xml"), "--db", str(db_path))
+    run("papers", "review", "--accept", str(pending_id(db_path, "Binding")), "--new-head", "binding", "--db",
+        str(db_path))  # fmt: skip
+    conn = connect(db_path)
+    subscribe(conn, "a@refused.example")
+    subscribe(conn, "b@ok.example")
+    inbox = PickyInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        report = send_digest(conn, f"127.0.0.1:{controller.port}")
+    finally:
+        controller.stop()
+    assert report.sent == {"b@ok.example": 1} and list(report.failed) == ["a@refused.example"]
+    sent = conn.execute("SELECT s.email FROM digest_sent d JOIN digest_subscribers s ON s.id = d.subscriber_id")
+    assert [r[0] for r in sent] == ["b@ok.example"]
+    assert [m[1] for m in inbox.messages] == [["b@ok.example"]]
+    assert run("digest", "send", "--smtp", f"127.0.0.1:{free_port()}", "--dry-run", "--db", str(db_path)) == 0
