@@ -39,6 +39,11 @@ def _weights_state(model: Any) -> tuple[int, ...]:
     return tuple(id(p) for p in model.parameters()) + tuple(int(p._version) for p in model.parameters())
 
 
+def clear_cache() -> None:
+    """Forget every cached result (e.g. to check that a recomputation gives the same bytes)."""
+    _CACHE.clear()
+
+
 def copying_fractions(loaded: LoadedModel, seed: int, n: int = TOKEN_SET_SIZE, k: int = TOP_K) -> Fractions:
     """``(positive, negative, token_ids)``: per head ``[L, H]`` the fraction of tokens ranked in the top /
     bottom ``k`` of their own OV-circuit logits, over the token set ``token_ids``.
