@@ -9,7 +9,6 @@ form renders ``### Field`` headings with the value below (``_No response_`` when
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -223,7 +222,3 @@ def contribution_template() -> str:
             "- Significant Result:",
         ]
     )
-
-
-def names_of(terms: Sequence[HeadTerm]) -> str:
-    return ", ".join(t.id for t in terms)
