@@ -91,6 +91,11 @@ def test_summary_template_and_determinism() -> None:
     assert s.summarise("Only a title", "").innovation == "Only a title"
     assert split_sentences("We use e.g. patching. It works.") == ["We use e.g. patching.", "It works."]
     assert isinstance(first, Summary)
+    long = " ".join(
+        f"We propose method number {i} which improves every benchmark by {i}% on many tasks." for i in range(9)
+    )
+    words = [w for w in s.summarise("Long", long).text().split() if w != "…"]
+    assert len(words) <= 60
 
 
 def test_benchmarks_print_json_last(capsys) -> None:

@@ -37,7 +37,7 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
     ),
 }
 _CUE_RES = {slot: tuple((re.compile(p, re.IGNORECASE), w) for p, w in cues) for slot, cues in _CUES.items()}
-MAX_WORDS = 22  # three slots of at most 22 words stay near the list's 60-word limit
+MAX_WORDS = 20  # three slots of at most 20 words keep within the list's 60-word limit
 
 
 @runtime_checkable
