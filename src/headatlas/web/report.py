@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -49,6 +51,16 @@ def _initial_head(headmap: HeadMap) -> str:
     return "L0H0"
 
 
+def report_csp() -> str:
+    """Content-Security-Policy of report.html: nothing loads from anywhere, and the only script that may run
+    is the report's own (pinned by its SHA-256), so a string that slipped past escaping could not execute."""
+    digest = base64.b64encode(hashlib.sha256(views.asset("app.js").encode("utf-8")).digest()).decode("ascii")
+    return (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:;"
+        " base-uri 'none'; form-action 'none'"
+    )
+
+
 def _safe_url(url: Any) -> str | None:
     """Only http(s) URLs become links (a ``javascript:`` URL in a catalogue entry stays text)."""
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
@@ -87,6 +99,7 @@ def report_context(
         "standalone": True,
         "css": views.asset("app.css"),
         "js": views.asset("app.js"),
+        "csp": report_csp(),
         "model_name": headmap.facts.name,
         "facts": views.facts_rows(headmap),
         "settings": headmap.settings,

@@ -169,3 +169,12 @@ def test_serve_binds_loopback_by_default(monkeypatch, tmp_path):
     monkeypatch.setattr("headatlas.web.app.serve", fake_serve)
     assert main(["serve", "--db", str(tmp_path / "s.sqlite3")]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["curate"] is False
+
+
+def test_security_headers(client):
+    for url in ("/", "/papers", "/api/scans", "/static/app.js", "/nowhere"):
+        headers = client.get(url).headers
+        assert "script-src 'self'" in headers["content-security-policy"], url
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+    assert " onsubmit=" not in client.get("/").text  # no inline handlers: the CSP would block them anyway

@@ -139,4 +139,11 @@ def test_report_works_offline_in_chromium(browser, tmp_path, tiny_headmap, tiny_
     page.hover("#pattern-view .tok[data-index='1']")
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert w.errors == [] and w.dialogs == []
+    # the CSP pins the report's own script: a script smuggled into the file does not run, the viewer still does
+    smuggled = tmp_path / "smuggled.html"
+    text = report.read_text(encoding="utf-8").replace("</body>", "<script>window.__injected = 1;</script></body>")
+    smuggled.write_text(text, encoding="utf-8")
+    page.goto(smuggled.as_uri())
+    page.wait_for_selector("#pattern-view canvas")
+    assert page.evaluate("typeof window.__injected") == "undefined"
     w.close()

@@ -155,3 +155,18 @@ def test_same_scan_same_report_bytes(tmp_path, tiny_headmap, tiny_patterns):
     b = write_report(tiny_headmap, tmp_path / "b", patterns=tiny_patterns).read_bytes()
     assert a == b
     assert not list((tmp_path / "a").glob("*.tmp"))  # written atomically, nothing left behind
+
+
+def test_report_csp_pins_its_own_script(tiny_headmap, tiny_patterns):
+    import base64
+    import hashlib
+    import html as html_lib
+    import re
+
+    html = render_report(tiny_headmap, tiny_patterns)
+    csp = html_lib.unescape(re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)[1])
+    assert "default-src 'none'" in csp and "connect-src" not in csp  # nothing may load or connect
+    inline = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    assert len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode("utf-8")).digest()).decode()
+    assert f"'sha256-{digest}'" in csp

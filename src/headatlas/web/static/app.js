@@ -114,6 +114,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (ev) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); }
+      });
+    });
     var select = initPatternPanel();
     if (!select) { return; }
     // report: clicking a heatmap cell or a top-head link shows that head's pattern
