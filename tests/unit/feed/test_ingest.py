@@ -229,6 +229,16 @@ def test_enrich_from_semantic_scholar(server: ScriptedServer, db_path, annotate)
     assert row.venue == "International Conference on Learning Representations" and row.citation_count == 57
     assert enrich(conn, client) == 0  # nothing new the second time
     assert len(server.hits("/graph/v1/paper/batch")) == 3
+    # a venue-only record (no arXiv id) is matched by its exact title
+    server.route("/graph/v1/paper/search/match", lambda q: Reply.fixture("s2_match.json"))
+    venue_only = Entry(source="dblp", title="Retrieval head mechanistically explains long-context factuality",
+                       abstract="", venue="ICLR 2025")  # fmt: skip
+    write_page(conn, [venue_only], annotate, source="dblp")
+    conn.execute("UPDATE feed_entries SET status = 'pending'")
+    conn.commit()
+    assert enrich(conn, client) == 1
+    row = next(e for e in list_entries(conn) if e.title.startswith("Retrieval head"))
+    assert row.arxiv_id == "2404.15574" and row.citation_count == 112 and row.venue == "ICLR 2025"
 
 
 def test_cut_off_run_keeps_the_cursor(server: ScriptedServer, db_path, annotate) -> None:

@@ -184,25 +184,36 @@ def ingest_files(conn: sqlite3.Connection, paths: Iterable[Path], *, annotate: A
 
 
 def enrich(conn: sqlite3.Connection, client: SemanticScholarClient, *, limit: int = 500) -> int:
-    """Fill venue and citation count of pending / accepted entries from Semantic Scholar; returns rows changed."""
+    """Fill venue and citation count of pending / accepted entries from Semantic Scholar; returns rows changed.
+
+    Entries with an arXiv id go in one batch call; entries without one (a venue-only record) are matched by
+    title (exact normalised title only), which may also give them their arXiv id.
+    """
     rows = conn.execute(
-        "SELECT id, arxiv_id FROM feed_entries WHERE arxiv_id IS NOT NULL AND status IN ('pending', 'accepted')"
-        " ORDER BY id LIMIT ?",
+        "SELECT id, arxiv_id, title FROM feed_entries WHERE status IN ('pending', 'accepted') ORDER BY id LIMIT ?",
         (limit,),
     ).fetchall()
-    if not rows:
-        return 0
-    found = client.batch([r["arxiv_id"] for r in rows])
+    with_id = [r for r in rows if r["arxiv_id"]]
+    found = client.batch([r["arxiv_id"] for r in with_id]) if with_id else {}
+    updates = [(r["id"], found[r["arxiv_id"]]) for r in with_id if r["arxiv_id"] in found]
+    for r in rows:
+        if not r["arxiv_id"]:
+            match = client.match_title(r["title"])
+            if match is not None:
+                updates.append((r["id"], match))
     changed = 0
-    with transaction(conn):
-        for r in rows:
-            info = found.get(r["arxiv_id"])
-            if info is None:
-                continue
+    with transaction(conn):  # all network calls are done: one short write
+        for entry_id, info in updates:
             cur = conn.execute(
                 "UPDATE feed_entries SET venue = COALESCE(?, venue), citation_count = ? WHERE id = ?"
                 " AND (venue IS NOT COALESCE(?, venue) OR citation_count IS NOT ?)",
-                (info.venue, info.citation_count, r["id"], info.venue, info.citation_count),
+                (info.venue, info.citation_count, entry_id, info.venue, info.citation_count),
             )
             changed += cur.rowcount
+            if info.arxiv_id:
+                conn.execute(
+                    "UPDATE feed_entries SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM feed_entries WHERE arxiv_id = ?)",
+                    (info.arxiv_id, entry_id, info.arxiv_id),
+                )
     return changed
