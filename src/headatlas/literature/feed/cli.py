@@ -95,13 +95,19 @@ def feed_update(
         return
     if source in ("arxiv", "all"):
         client = ArxivClient(arxiv_url, delay=delay, retries=retries)
-        with err.status("arXiv …"):
-            result = update_arxiv(conn, client, since=first, until=last, max_results=max_results, annotate=annotate)
+        try:
+            with err.status("arXiv …"):
+                result = update_arxiv(conn, client, since=first, until=last, max_results=max_results, annotate=annotate)
+        finally:
+            client.close()
         _report("arXiv", result)
     if source in ("daily", "all"):
         daily = DailyPapersClient(hf_url, retries=retries)
-        with err.status("Daily Papers …"):
-            result = update_daily(conn, daily, since=first, until=last, annotate=annotate)
+        try:
+            with err.status("Daily Papers …"):
+                result = update_daily(conn, daily, since=first, until=last, annotate=annotate)
+        finally:
+            daily.close()
         _report("Daily Papers", result)
     pending = len(list_entries(conn, "pending"))
     err.print(f"{pending} paper(s) pending review: headatlas papers review")
@@ -116,7 +122,11 @@ def feed_enrich(
     from .ingest import enrich
     from .sources import SemanticScholarClient
 
-    changed = enrich(_open(db), SemanticScholarClient(s2_url, api_key=os.environ.get("S2_API_KEY")))
+    client = SemanticScholarClient(s2_url, api_key=os.environ.get("S2_API_KEY"))
+    try:
+        changed = enrich(_open(db), client)
+    finally:
+        client.close()
     err.print(f"{changed} entr{'y' if changed == 1 else 'ies'} updated")
 
 
