@@ -28,7 +28,7 @@ from ..headmap import HeadMap
 from ..heads import head_types as registry_types
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
-from . import catalogue, views
+from . import catalogue, schemas, views
 from .patterns import for_head, panel_examples, read_patterns_cached
 from .report import env
 
@@ -281,13 +281,13 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         cache.evict(scan_id)
 
     # ---- JSON API -----------------------------------------------------------------------------------
-    @app.get("/api/scans", tags=["scans"])
+    @app.get("/api/scans", tags=["scans"], response_model=schemas.ScanList)
     def api_scans() -> dict[str, Any]:
         """Every stored scan (newest first) and the models they cover."""
         with db() as conn:
             return scans_data(conn)
 
-    @app.get("/api/scans/{scan_id}", tags=["scans"])
+    @app.get("/api/scans/{scan_id}", tags=["scans"], response_model=schemas.ScanDetail)
     def api_scan(scan_id: int, type: str | None = Query(None, description="a head-type id")) -> dict[str, Any]:
         """A scan's head map: model facts, head types, member counts, top heads, and the scores."""
         with db() as conn:
@@ -317,19 +317,19 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         _delete(scan_id)
         return {"deleted": scan_id}
 
-    @app.get("/api/head-types", tags=["head types"])
+    @app.get("/api/head-types", tags=["head types"], response_model=list[schemas.HeadTypeInfo])
     def api_types() -> list[dict[str, Any]]:
         """The head-type vocabulary: registry types headatlas scores, plus catalogue types."""
         with db() as conn:
             return list(catalogue.vocabulary(conn).values())
 
-    @app.get("/api/head-types/{type_id}", tags=["head types"])
+    @app.get("/api/head-types/{type_id}", tags=["head types"], response_model=schemas.HeadTypeDetail)
     def api_type(type_id: str) -> dict[str, Any]:
         """A head type: definition, stage, aliases, papers, and member heads across every scanned model."""
         with db() as conn:
             return type_data(conn, type_id)
 
-    @app.get("/api/papers", tags=["papers"])
+    @app.get("/api/papers", tags=["papers"], response_model=list[schemas.Paper])
     def api_papers(
         q: str | None = None, head_type: str | None = None, year: int | None = None, stage: str | None = None
     ) -> list[dict[str, Any]]:
@@ -337,7 +337,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             return catalogue.search_papers(conn, q, head_type, year, stage)
 
-    @app.get("/api/papers/{paper_id:path}", tags=["papers"])
+    @app.get("/api/papers/{paper_id:path}", tags=["papers"], response_model=schemas.PaperDetail)
     def api_paper(paper_id: str) -> dict[str, Any]:
         """A paper with its links, reported heads, and matching heads in the stored scans."""
         with db() as conn:

@@ -79,6 +79,7 @@ def test_api_mirrors_pages_and_publishes_its_schema(client, ids, tiny_headmap):
                  "/api/head-types/{type_id}", "/api/papers", "/api/papers/{paper_id}"):  # fmt: skip
         assert path in schema["paths"], path
     assert not any(not p.startswith("/api/") for p in schema["paths"])
+    assert {"ScanDetail", "HeadScore", "HeadTypeDetail", "Paper", "PaperDetail"} <= set(schema["components"]["schemas"])
 
 
 @pytest.mark.parametrize(

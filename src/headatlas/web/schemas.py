@@ -1,0 +1,117 @@
+"""Response models of the JSON API (they make ``/api/openapi.json`` describe what each endpoint returns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ScanInfo(BaseModel):
+    id: int
+    model: str
+    architecture: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    seed: int
+    created_at: str
+    out_dir: str | None = None
+
+
+class ModelInfo(BaseModel):
+    model: str
+    architecture: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    scans: list[int]
+
+
+class ScanList(BaseModel):
+    scans: list[ScanInfo]
+    models: list[ModelInfo]
+
+
+class HeadScore(BaseModel):
+    """One row of a head map: a head's score for one head type (``L{layer}H{head}``, 0-based)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    layer: int
+    head: int
+    head_type: str
+    score: float | None
+    score_se: float | None = None
+    n_samples: int
+    threshold: float
+    member: bool
+    attribution: float | None = None
+    ablation_effect: float | None = None
+
+
+class ScanDetail(BaseModel):
+    scan: ScanInfo
+    model: dict[str, Any]
+    head_types: dict[str, dict[str, Any]]
+    members: dict[str, int]
+    top: dict[str, list[dict[str, Any]]]
+    heads: list[HeadScore]
+    verification: dict[str, Any]
+
+
+class HeadTypeInfo(BaseModel):
+    """A head type of the vocabulary; ``scored`` when the census measures it (then ``threshold``/``probe`` are set)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    stage: str | None
+    definition: str
+    aliases: list[str] = []
+    scored: bool
+    threshold: float | None = None
+    probe: str | None = None
+
+
+class Paper(BaseModel):
+    """A catalogue paper (the catalogue's record plus ``year`` and ``url``)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    title: str
+    date: str | None = None
+    year: int | None = None
+    venue: str = ""
+    url: str | None = None
+    links: dict[str, str] = {}
+    head_types: list[str] = []
+    stages: list[str] = []
+    tags: list[str] = []
+    authors: list[str] = []
+    summary: dict[str, str] | str | None = None
+    reported_heads: list[dict[str, Any]] = []
+
+
+class AtlasHead(BaseModel):
+    scan_id: int
+    model: str
+    layer: int
+    head: int
+    score: float | None
+    member: bool
+
+
+class HeadTypeDetail(BaseModel):
+    type: HeadTypeInfo
+    papers: list[Paper]
+    defining: list[str]
+    heads: list[AtlasHead]
+    n_heads: int
+    models: list[str]
+
+
+class PaperDetail(BaseModel):
+    paper: Paper
+    matching: dict[str, list[AtlasHead]]
+    reported: list[dict[str, Any]]
