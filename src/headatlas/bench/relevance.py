@@ -46,8 +46,12 @@ def measure() -> dict[str, object]:
         for e, v in zip(held_out, verdicts, strict=True)
         if e.label != v.relevant
     ]
+    real = [i for i, e in enumerate(held_out) if e.origin == "real"]
     return {
         "n_train": len(train),
+        "n_eval_real": len(real),
+        "model_real_only": prf([truth[i] for i in real], [ours[i] for i in real]),
+        "baseline_real_only": prf([truth[i] for i in real], [base[i] for i in real]),
         "n_eval": len(held_out),
         "n_eval_relevant": sum(truth),
         "threshold": THRESHOLD,
@@ -67,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':>18} precision recall  f1")
     for name, figures in (("tf-idf + logreg", model), ("keyword 'head(s)'", base)):
         print(f"{name:>18} {figures['precision']:>9.3f} {figures['recall']:>6.3f} {figures['f1']:>5.3f}")
+    real_model, real_base = result["model_real_only"], result["baseline_real_only"]
+    assert isinstance(real_model, dict) and isinstance(real_base, dict)
+    print(
+        f"real titles only ({result['n_eval_real']}): model {real_model['precision']:.3f} / {real_model['recall']:.3f},"
+        f" keyword {real_base['precision']:.3f} / {real_base['recall']:.3f} (precision / recall)"
+    )
     for line in result["errors"]:  # type: ignore[attr-defined]
         print(f"  misclassified: {line}")
     summary = {
@@ -79,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_f1": base["f1"],
         "precision_vs_baseline": round(model["precision"] / base["precision"], 3) if base["precision"] else None,
         "n_eval": result["n_eval"],
+        "precision_real_only": real_model["precision"],
+        "recall_real_only": real_model["recall"],
     }
     print(json.dumps(summary))
     return 0
