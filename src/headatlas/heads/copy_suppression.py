@@ -12,10 +12,12 @@ The paper's algorithm has two halves, and the score asks for both:
   copies, averaged over such rows.
 
 ``copy_suppression = negative_copying x attention_to_predicted``: a product, so a head must both attend
-to the predicted token and suppress what it attends to (a plain negative-copying head that looks
-elsewhere, or a duplicate-token head that copies, scores low). The paper reads the prediction from the
+to the predicted token and suppress what it attends to. Either half alone misleads: induction heads
+attend to the predicted token too (the token after the earlier copy is what they predict) but copy it,
+and a negative-copying head may look elsewhere. The paper reads the prediction from the
 residual stream *before* the head; the final prediction is used here, which the head itself may have
-lowered, so the attention half is, if anything, an underestimate.
+lowered, so the attention half is, if anything, an underestimate. Memory: one batch's probabilities of
+every layer are held until its predictions are known (``layers x batch x heads x text_len^2`` floats).
 """
 
 from __future__ import annotations
