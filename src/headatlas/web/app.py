@@ -43,18 +43,15 @@ CSP = (
 
 
 class _ScanCache:
-    """Parsed head maps by scan id (scans are immutable once stored; deletion evicts)."""
+    """Parsed head maps, keyed by scan id and creation time (a scan never changes once stored; an id reused
+    after a deletion comes with a new creation time, so a stale entry is never served)."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self.items: dict[int, tuple[HeadMap, dict[str, Any]]] = {}
+        self.items: dict[tuple[int, str], HeadMap] = {}
         self.lock = threading.Lock()
 
     def get(self, conn: sqlite3.Connection, scan_id: int) -> tuple[HeadMap, dict[str, Any]]:
-        with self.lock:
-            hit = self.items.get(scan_id)
-        if hit is not None:
-            return hit
         row = conn.execute(
             "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
             " FROM scans WHERE id = ?",
@@ -62,16 +59,22 @@ class _ScanCache:
         ).fetchone()
         if row is None:
             raise HTTPException(404, f"no scan with id {scan_id}")
-        entry = (load_scan(conn, scan_id), dict(row))
+        meta = dict(row)
+        key = (scan_id, str(meta["created_at"]))
         with self.lock:
-            if len(self.items) >= self.size:
-                self.items.pop(next(iter(self.items)))
-            self.items[scan_id] = entry
-        return entry
+            hit = self.items.get(key)
+        if hit is None:
+            hit = load_scan(conn, scan_id)
+            with self.lock:
+                if len(self.items) >= self.size:
+                    self.items.pop(next(iter(self.items)))
+                self.items[key] = hit
+        return hit, meta
 
     def evict(self, scan_id: int) -> None:
         with self.lock:
-            self.items.pop(scan_id, None)
+            for key in [k for k in self.items if k[0] == scan_id]:
+                del self.items[key]
 
 
 def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> FastAPI:
