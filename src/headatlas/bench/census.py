@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -25,8 +25,12 @@ from ..census import ScanSettings, run_census
 from ..models.loader import LoadedModel, load_model
 from ..probes import PROBES, ProbeBatch, ProbeSettings
 
-TL_TYPES = {"previous_token": "previous_token_head", "duplicate_token": "duplicate_token_head",
-            "induction": "induction_head"}  # fmt: skip
+TLHeadName = Literal["previous_token_head", "duplicate_token_head", "induction_head"]
+TL_TYPES: dict[str, TLHeadName] = {
+    "previous_token": "previous_token_head",
+    "duplicate_token": "duplicate_token_head",
+    "induction": "induction_head",
+}
 TL_PROBE = {"previous_token": "natural_text", "duplicate_token": "repeated_tokens", "induction": "repeated_tokens"}
 
 
