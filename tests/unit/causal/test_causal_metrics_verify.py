@@ -145,3 +145,22 @@ def test_patch_and_attribute_api():
         attribute(loaded, "the cat", "the cats", "logit_diff", answer="a", wrong="b")
     with pytest.raises(InvalidSettingError, match="valid directions"):
         patch(loaded, "a", "b", direction="sideways", answer="a", wrong="b")
+
+
+def test_types_without_a_metric_are_reported_not_guessed():
+    from headatlas.causal import verify_headmap
+    from headatlas.headmap import HeadMap
+
+    loaded = tiny_llama("gqa")
+    rows = [
+        {"layer": 0, "head": h, "head_type": "mystery", "score": 0.5, "score_se": None, "n_samples": 1,
+         "threshold": 0.4, "member": True}
+        for h in range(4)
+    ]  # fmt: skip
+    headmap = HeadMap(loaded.facts, rows, {"seed": 0}, {"mystery": {}})
+    verify_headmap(loaded, headmap, VerifySettings())
+    assert headmap.verification == {"mystery": {"status": "no_metric", "verified": None}}
+    assert "attribution" not in headmap.csv_text().splitlines()[0]
+    other = tiny_llama("gqa", layers=3)
+    with pytest.raises(InvalidSettingError, match="not tiny-llama-gqa"):
+        verify_headmap(other, headmap)
