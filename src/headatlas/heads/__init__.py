@@ -15,3 +15,7 @@ __all__ = ["HeadType", "get_head_type", "head_types", "register_head_type", "res
 
 # Weights-only (OV-circuit) types; copy_suppression also reads the natural-text probe.
 from . import copy_suppression, copying, successor  # noqa: F401
+
+# isort: split
+# Task-defined types: each builds its own dataset for the model's tokenizer and measures a causal effect.
+from . import name_mover, negative_name_mover, s_inhibition  # noqa: F401

@@ -1,0 +1,170 @@
+"""The IOI experiment shared by the name-mover, negative-name-mover and S-inhibition head types.
+
+One run on the IOI prompt set (:mod:`headatlas.probes.ioi`) measures, per head:
+
+* ``direct``: the head's direct effect on the logit difference ``logit(IO) - logit(S)`` at the end
+  position, clean minus ABC-corrupted. It is what patching the head's end-position output from the
+  corrupted run into the clean run changes on the path head -> logits alone (negated, so a head that
+  helps the clean answer scores positive): the head's output enters the residual stream through its
+  slice of ``o_proj`` and reaches the logits through the final RMS norm, whose ``1/rms`` is frozen at
+  the clean run's value (and Gemma's post-attention norm likewise). That path is linear, so the effect
+  is exact for the frozen-norm path and costs two forward passes for every head at once (direct logit
+  attribution of the clean-minus-corrupted output difference; Wang et al. 2023 measure the same path by
+  path patching to the logits).
+* ``attn_io`` / ``attn_s``: the head's attention from the end position to IO and to the two mentions of S.
+* ``s_inhibition``: for each sender head in layers below the receivers (the strongest name movers), the
+  drop in the receivers' preference for IO over S, ``log A[end, IO] - log (A[end, S1] + A[end, S2])``,
+  when the sender's end-position output is patched from the ABC run into the clean run. Only the end
+  position is patched, so under causal attention the receivers' keys at IO and S are untouched; the
+  log-odds of two keys does not depend on any third key, so what changes is exactly the receivers'
+  *query* at the end position. That is path patching to the name-mover queries (Wang et al. 2023),
+  simplified in one way: components between sender and receiver at the end position (heads and MLPs)
+  are not frozen, so indirect routes to the same queries count too. Heads in or above the top
+  receiver's layer cannot reach it and score 0.
+
+Runs once per (model, prompts, seed) and is shared by the three types through :func:`ioi_result`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..models.loader import LoadedModel
+from ..probes import ioi as ioi_probe
+from .tasks import HeadRef, all_heads, capture_run, direct_effects, memoised, run_prefix, sweep_last
+
+N_RECEIVERS = 3
+ATTN_MIN = 0.1
+"""A name mover (or negative name mover) must put at least this much end-position attention on IO."""
+"""Name movers whose queries S-inhibition is measured on: the strongest by direct effect."""
+
+
+@dataclass(frozen=True)
+class IOIResult:
+    direct: torch.Tensor  # [L, H] mean direct effect on IO - S (logits), clean minus corrupted
+    gated: torch.Tensor  # [L, H] ``direct`` where the head attends to IO (attn_io >= ATTN_MIN), else 0
+    attn_io: torch.Tensor  # [L, H] mean attention end -> IO (clean)
+    attn_s: torch.Tensor  # [L, H] mean attention end -> S1 + S2 (clean)
+    s_inhibition: torch.Tensor  # [L, H] mean drop of the receivers' IO-vs-S attention log-odds
+    receivers: tuple[HeadRef, ...]
+    n_prompts: int
+    info: dict[str, Any]
+
+
+def _log_odds(probs: torch.Tensor, head: int, io_pos: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """``log A[IO] - log (A[S1] + A[S2])`` of one head for rows of probs ``[N, H, 1, K]`` (positions ``[N]``)."""
+    row = probs[:, head, 0].float()
+    pick = torch.arange(row.shape[0], device=row.device)
+    p_io = row[pick, io_pos.to(row.device)].clamp(min=1e-12)
+    p_s = (row[pick, s1.to(row.device)] + row[pick, s2.to(row.device)]).clamp(min=1e-12)
+    return (p_io.log() - p_s.log()).cpu()
+
+
+def run_ioi(
+    loaded: LoadedModel,
+    n_prompts: int = ioi_probe.DEFAULT_PROMPTS,
+    seed: int = 0,
+    names: tuple[str, ...] | None = None,
+    n_receivers: int = N_RECEIVERS,
+) -> IOIResult:
+    """The whole experiment (see the module docstring); deterministic in ``seed``."""
+    data = ioi_probe.build(loaded.tokenizer, n_prompts, seed, names)
+    n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
+    unembed = loaded.model.get_output_embeddings().weight
+    direct = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    attn_io = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    attn_s = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    ld_clean = ld_corrupt = 0.0
+    corrupted_heads = []
+    for g in data.groups:
+        end = g.clean.shape[1] - 1
+        rows = torch.full((g.clean.shape[0], 1), end)
+        clean = capture_run(loaded, g.clean, tap_rows=rows, hidden=True)
+        corrupt = capture_run(loaded, g.corrupt)
+        corrupted_heads.append(corrupt["heads"])
+        directions = (unembed[g.io] - unembed[g.s]).detach().float()
+        effect = direct_effects(loaded, clean["heads"], clean["final"], directions) - direct_effects(
+            loaded, corrupt["heads"], clean["final"], directions
+        )
+        direct += effect.double().sum(0)
+        pick = torch.arange(g.clean.shape[0])
+        probs = clean["probs"][:, :, :, 0]  # [L, B, H, K]
+
+        def at(pos: torch.Tensor, probs: torch.Tensor = probs) -> torch.Tensor:
+            index = pos[None, :, None, None].expand(probs.shape[0], -1, probs.shape[2], 1)
+            return probs.gather(3, index)[..., 0].sum(1).double()  # [L, H] summed over prompts
+
+        attn_io += at(g.io_pos)
+        attn_s += at(g.s1_pos) + at(g.s2_pos)
+        for logits, key in ((clean["logits"], "clean"), (corrupt["logits"], "corrupt")):
+            diff = float((logits[pick, g.io] - logits[pick, g.s]).sum())
+            if key == "clean":
+                ld_clean += diff
+            else:
+                ld_corrupt += diff
+    n = data.n_prompts
+    direct, attn_io, attn_s = direct / n, attn_io / n, attn_s / n
+
+    attends = attn_io >= ATTN_MIN
+    gated = torch.where(attends, direct, torch.zeros_like(direct)).float()
+    order = torch.argsort(-gated.flatten(), stable=True).tolist()
+    receivers = tuple((i // n_heads, i % n_heads) for i in order[:n_receivers] if float(gated.flatten()[i]) > 0)
+    s_inh = _s_inhibition(loaded, data, corrupted_heads, receivers)
+    info = {
+        **data.info,
+        "logit_diff_clean": round(ld_clean / n, 6),
+        "logit_diff_corrupt": round(ld_corrupt / n, 6),
+        "receivers": [f"L{layer}H{head}" for layer, head in receivers],
+    }
+    strong_elsewhere = (direct.abs() >= 0.2) & ~attends
+    info["direct_without_io_attention"] = {
+        f"L{layer}H{head}": round(float(direct[layer, head]), 4) for layer, head in strong_elsewhere.nonzero().tolist()
+    }
+    return IOIResult(direct.float(), gated, attn_io.float(), attn_s.float(), s_inh, receivers, n, info)
+
+
+def _s_inhibition(
+    loaded: LoadedModel, data: ioi_probe.IOISet, corrupted: list[torch.Tensor], receivers: tuple[HeadRef, ...]
+) -> torch.Tensor:
+    n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
+    score = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    if not receivers:
+        return score.float()
+    senders = all_heads(n_layers, n_heads, below=max(layer for layer, _ in receivers))
+    settings: list[HeadRef | None] = [None, *senders]
+    tap_layers = frozenset(layer for layer, _ in receivers)
+    for g, heads_x in zip(data.groups, corrupted, strict=True):
+        batch = int(g.clean.shape[0])
+        prefs = torch.zeros(len(settings), batch, len(receivers))
+
+        def on_probs(
+            start: int, layer: int, probs: torch.Tensor, g: Any = g, prefs: torch.Tensor = prefs, batch: int = batch
+        ) -> None:
+            copies = probs.shape[0] // batch
+            for r, (r_layer, r_head) in enumerate(receivers):
+                if r_layer == layer:
+                    pos = [p.repeat(copies) for p in (g.io_pos, g.s1_pos, g.s2_pos)]
+                    values = _log_odds(probs, r_head, *pos).reshape(copies, batch)
+                    prefs[start : start + copies, :, r] = values
+
+        sweep_last(
+            loaded,
+            run_prefix(loaded, g.clean),
+            settings,
+            heads_x.__getitem__,  # layer -> the ABC run's end-position outputs [B, H, D]
+            None,
+            tap_layers=tap_layers,
+            on_probs=on_probs,
+        )
+        drop = (prefs[0:1] - prefs[1:]).mean(-1).sum(-1)  # [senders], summed over prompts
+        for (layer, head), value in zip(senders, drop.tolist(), strict=True):
+            score[layer, head] += value
+    return (score / data.n_prompts).float()
+
+
+def ioi_result(loaded: LoadedModel, seed: int, n_prompts: int = ioi_probe.DEFAULT_PROMPTS) -> IOIResult:
+    """:func:`run_ioi` with the default prompt set, computed once per model and seed."""
+    return memoised(loaded, ("ioi", n_prompts, seed), lambda: run_ioi(loaded, n_prompts, seed))

@@ -1,0 +1,287 @@
+"""Shared machinery of the task-defined head types (IOI, function vectors, safety, semantic induction).
+
+These types measure a causal effect per head, which naively costs one forward pass per head. All of
+them intervene at the *last* position only (where the answer is predicted), and under causal attention
+a change at the last position cannot reach any earlier position. So the prompt minus its last token is
+run once with a KV cache, and every head's intervention is then a one-token step from that cache; the
+steps of many heads run together as one batch ("settings": copy ``s`` of the batch intervenes on head
+``heads[s]``). Interventions go through the lens hooks, like every other intervention in headatlas.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import InvalidSettingError, UnsupportedArchitectureError
+from ..lens import PatternTap, session
+from ..models.loader import LoadedModel
+
+HeadRef = tuple[int, int]
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+"""``logits [S, B, V] at the last position -> [S, B, ...]``: what a sweep keeps of each setting."""
+
+
+@dataclass
+class Prefix:
+    """A batch of equal-length prompts run up to (not including) the last token, with its KV cache."""
+
+    cache: Any
+    last: torch.Tensor  # [B, 1] the last token of each prompt
+    length: int  # full prompt length T
+    batch: int
+
+
+def equal_length(ids: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Stack token lists that must all have one length (the task builders guarantee it)."""
+    lengths = {len(s) for s in ids}
+    if len(lengths) != 1:
+        raise InvalidSettingError(f"prompts of one group must have one token length, got {sorted(lengths)}")
+    return torch.tensor([list(s) for s in ids], dtype=torch.long)
+
+
+@torch.no_grad()
+def run_prefix(loaded: LoadedModel, ids: torch.Tensor) -> Prefix:
+    """Run ``ids[:, :-1]`` once and keep its KV cache (no intervention)."""
+    if ids.shape[1] < 2:
+        raise InvalidSettingError("a task prompt needs at least two tokens")
+    ids = ids.to(loaded.device)
+    out = loaded.model(input_ids=ids[:, :-1], use_cache=True, logits_to_keep=1)
+    return Prefix(cache=out.past_key_values, last=ids[:, -1:], length=int(ids.shape[1]), batch=int(ids.shape[0]))
+
+
+def _settings_hook(
+    heads: Sequence[HeadRef | None], values: Callable[[int], torch.Tensor | None], batch: int
+) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
+    """Lens hook for a one-token step: in copy ``s`` replace head ``heads[s]`` by ``values(layer)[:, head]``."""
+    by_layer: dict[int, list[tuple[int, int]]] = {}
+    for s, ref in enumerate(heads):
+        if ref is not None:
+            by_layer.setdefault(ref[0], []).append((s, ref[1]))
+
+    def hook(layer: int, out: torch.Tensor) -> torch.Tensor | None:
+        todo = by_layer.get(layer)
+        if not todo:
+            return None
+        source = values(layer)
+        if source is None:
+            return None
+        source = source.to(device=out.device, dtype=out.dtype)  # [B, H, D] (or [1, H, D])
+        new = out.clone()
+        for s, head in todo:
+            new[s * batch : (s + 1) * batch, -1, head] = source[:, head]
+        return new
+
+    return hook
+
+
+@torch.no_grad()
+def sweep_last(
+    loaded: LoadedModel,
+    prefix: Prefix,
+    heads: Sequence[HeadRef | None],
+    values: Callable[[int], torch.Tensor | None],
+    reduce: Reduce | None,
+    *,
+    tap_layers: frozenset[int] | None = None,
+    on_probs: Callable[[int, int, torch.Tensor], None] | None = None,
+    max_rows: int = 512,
+) -> torch.Tensor:
+    """For each setting (a head, or ``None`` for no intervention), replace that head's output at the last
+    position by ``values(layer)`` ([B, H, D]) and step the last token from the cache: ``reduce`` of the
+    logits, stacked ``[S, B, ...]``.
+
+    With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the last
+    position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
+    only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
+    unembedding) and the result is empty.
+    """
+    per_pass = max(1, max_rows // prefix.batch)
+    kept: list[torch.Tensor] = []
+    for start in range(0, len(heads), per_pass):
+        chunk = list(heads[start : start + per_pass])
+        copies = len(chunk)
+        cache = copy.deepcopy(prefix.cache)
+        index = torch.arange(prefix.batch, device=prefix.last.device).repeat(copies)
+        cache.batch_select_indices(index)
+        hooks = [_settings_hook(chunk, values, prefix.batch)]
+        taps = []
+        if tap_layers is not None and on_probs is not None:
+            rows = torch.zeros(copies * prefix.batch, 1, dtype=torch.long, device=prefix.last.device)
+
+            def callback(layer: int, probs: torch.Tensor, start: int = start) -> None:
+                assert on_probs is not None and tap_layers is not None
+                on_probs(start, layer, probs)
+                if reduce is None and layer == max(tap_layers):
+                    raise _Stop
+
+            taps = [PatternTap(rows, callback, layers=tap_layers)]
+        try:
+            with session(taps=taps, hooks=hooks):
+                out = loaded.model(input_ids=prefix.last.repeat(copies, 1), past_key_values=cache, use_cache=True)
+        except _Stop:
+            continue
+        if reduce is not None:
+            kept.append(reduce(out.logits[:, -1].float().reshape(copies, prefix.batch, -1)))
+    return torch.cat(kept) if kept else torch.zeros(0)
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the attention a sweep needs has been read."""
+
+
+@torch.no_grad()
+def capture_run(
+    loaded: LoadedModel,
+    ids: torch.Tensor,
+    *,
+    tap_rows: torch.Tensor | None = None,
+    hidden: bool = False,
+) -> dict[str, Any]:
+    """One unmodified forward pass of equal-length prompts ``ids`` [B, T].
+
+    Returns ``heads`` (every head's output at the last position, ``[L, B, H, D]``), ``logits`` at the last
+    position ``[B, V]``, ``probs`` (with ``tap_rows`` [B, R]: the attention of those rows, ``[L, B, H, R, K]``)
+    and, with ``hidden``, ``final`` (the residual stream entering the final norm at the last position, ``[B, d]``).
+    """
+    ids = ids.to(loaded.device)
+    heads: dict[int, torch.Tensor] = {}
+    probs: dict[int, torch.Tensor] = {}
+
+    def hook(layer: int, out: torch.Tensor) -> None:
+        heads[layer] = out[:, -1].detach().float().cpu()
+
+    def tap(layer: int, p: torch.Tensor) -> None:
+        probs[layer] = p.detach().cpu()
+
+    taps = [] if tap_rows is None else [PatternTap(tap_rows.to(loaded.device), tap)]
+    with session(taps=taps, hooks=[hook]):
+        out = loaded.model(input_ids=ids, logits_to_keep=1, output_hidden_states=hidden)
+    n_layers = loaded.facts.n_layers
+    result: dict[str, Any] = {
+        "heads": torch.stack([heads[layer] for layer in range(n_layers)]),
+        "logits": out.logits[:, -1].float().cpu(),
+    }
+    if tap_rows is not None:
+        result["probs"] = torch.stack([probs[layer] for layer in range(n_layers)])
+    if hidden:
+        states = out.hidden_states  # embeddings, outputs of layers 0 .. L-2, then the *normed* final stream
+        result["final"] = _final_residual(loaded, states[-2][:, -1], heads[n_layers - 1], states[-1][:, -1])
+    return result
+
+
+def _final_residual(
+    loaded: LoadedModel, before: torch.Tensor, last_heads: torch.Tensor, normed: torch.Tensor
+) -> torch.Tensor:
+    """The residual stream entering the final norm at one position, ``[B, d]``.
+
+    transformers reports the final norm's *output* as the last hidden state, so the last block is redone
+    here at that position from its input ``before`` and its heads' outputs ``last_heads`` [B, H, D]
+    (attention and MLP, with Gemma's sandwich norms), and checked against the reported ``normed`` output.
+    """
+    inner = loaded.model.model
+    block = inner.layers[loaded.facts.n_layers - 1]
+    dtype = before.dtype
+    attn = block.self_attn.o_proj(last_heads.to(before.device, dtype).flatten(1))
+    if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma: norms around both sublayers
+        mid = before + block.post_attention_layernorm(attn)
+        x = mid + block.post_feedforward_layernorm(block.mlp(block.pre_feedforward_layernorm(mid)))
+    else:
+        mid = before + attn
+        x = mid + block.mlp(block.post_attention_layernorm(mid))
+    check = inner.norm(x).float()
+    error = float((check - normed.float()).abs().max()) / max(float(normed.float().abs().max()), 1e-6)
+    if error > 1e-3:
+        raise UnsupportedArchitectureError(
+            f"could not rebuild the final residual stream of {loaded.facts.architecture!r} (relative error {error:.2g})"
+        )
+    return x.float().cpu()
+
+
+@torch.no_grad()
+def direct_effects(
+    loaded: LoadedModel, heads: torch.Tensor, final: torch.Tensor, directions: torch.Tensor
+) -> torch.Tensor:
+    """Direct logit attribution of each head's last-position output along ``directions``: ``[B, L, H]``.
+
+    ``heads`` is ``[L, B, H, D]`` (outputs before ``o_proj``), ``final`` ``[B, d]`` the residual entering the
+    final norm of the run whose norm scales are frozen, ``directions`` ``[B, d]`` unembedding directions
+    (e.g. ``U[IO] - U[S]``). Head ``h`` of layer ``l`` writes ``W_O[:, h] a_h`` into the residual stream;
+    through the final RMS norm with its ``1/rms`` frozen at the run's value, its direct contribution to the
+    logit difference is ``(g * W_O[:, h] a_h) · direction / rms``. Gemma's post-attention norm is frozen
+    the same way (its ``1/rms`` of the layer's whole attention output). Linear in ``a_h``, so the effect of
+    replacing ``a_h`` by ``a'_h`` on the direct path is the difference of two such terms.
+    """
+    model = loaded.model
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    final_norm = getattr(inner, "norm", None)
+    if layers is None or final_norm is None:
+        raise UnsupportedArchitectureError(
+            f"direct effects need model.layers and model.norm; {type(model).__name__} has neither"
+        )
+    d_model = final.shape[-1]
+    device, dtype = loaded.device, torch.float32
+    gain, eps = _norm_gain(final_norm, d_model, device)
+    rms = torch.sqrt(final.to(device).pow(2).mean(-1) + eps)  # [B]
+    read = directions.to(device, dtype) * gain / rms[:, None]  # [B, d]
+    n_layers, batch, n_heads, head_dim = heads.shape
+    out = torch.zeros(batch, n_layers, n_heads)
+    for layer in range(n_layers):
+        block = layers[layer]
+        w_o = block.self_attn.o_proj.weight.float().view(d_model, n_heads, head_dim)  # [d, H, D]
+        a = heads[layer].to(device, dtype)  # [B, H, D]
+        written = torch.einsum("dhk,bhk->bhd", w_o, a)  # [B, H, d]
+        post = getattr(block, "post_attention_layernorm", None)
+        if getattr(block, "pre_feedforward_layernorm", None) is not None and post is not None:  # Gemma sandwich
+            total = written.sum(1)
+            if block.self_attn.o_proj.bias is not None:
+                total = total + block.self_attn.o_proj.bias.float()
+            post_gain, post_eps = _norm_gain(post, d_model, device)
+            post_rms = torch.sqrt(total.pow(2).mean(-1) + post_eps)  # [B]
+            written = written * post_gain / post_rms[:, None, None]
+        out[:, layer] = torch.einsum("bhd,bd->bh", written, read).cpu()
+    return out
+
+
+def _norm_gain(norm: torch.nn.Module, d_model: int, device: torch.device) -> tuple[torch.Tensor, float]:
+    """``(g, eps)`` of an RMS norm ``g * x / sqrt(mean(x^2) + eps)`` (Llama's ``w``, Gemma's ``1 + w``), read by
+    applying it to the basis vectors (each of mean square ``1/d``)."""
+    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+    weight = next(norm.parameters())
+    diag = norm(torch.eye(d_model, device=device, dtype=weight.dtype)).float().diagonal()
+    return diag * (1.0 / d_model + eps) ** 0.5, eps
+
+
+# -- per-model memo -----------------------------------------------------------------------------------
+_MEMO: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+
+
+def memoised(loaded: LoadedModel, key: Hashable, make: Callable[[], Any]) -> Any:
+    """Compute ``make()`` once per model and key, so types sharing one experiment (the three IOI types) run it
+    once per scan. Keyed weakly on the model object."""
+    slot = _MEMO.setdefault(loaded.model, {})
+    if key not in slot:
+        slot[key] = make()
+    return slot[key]
+
+
+def all_heads(n_layers: int, n_heads: int, below: int | None = None) -> list[HeadRef]:
+    """Every head, layer-major; with ``below``, only heads of layers ``< below``."""
+    top = n_layers if below is None else min(below, n_layers)
+    return [(layer, head) for layer in range(top) for head in range(n_heads)]
+
+
+def single_token(tokenizer: Any, text: str) -> int | None:
+    """The id of ``text`` when this tokenizer makes it exactly one token, else ``None``."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return int(ids[0]) if len(ids) == 1 else None
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    return [int(i) for i in tokenizer.encode(text, add_special_tokens=False)]

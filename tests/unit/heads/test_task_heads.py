@@ -1,0 +1,220 @@
+"""Task-defined head types on tiny models: datasets (single-token filtering, counts, errors), the
+last-position sweep, direct effects, and IOI scores (shapes, finiteness, determinism)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from headatlas.errors import InvalidSettingError
+from headatlas.heads import get_head_type
+from headatlas.heads.ioi_circuit import run_ioi
+from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects, run_prefix, sweep_last
+from headatlas.lens import session
+from headatlas.probes import ioi
+from headatlas.testing.tiny import ByteTokenizer, tiny_gemma3, tiny_llama
+
+LETTERS = tuple("ABCDEFGH")
+
+
+# -- IOI dataset ------------------------------------------------------------------------------------
+def test_byte_tokenizer_keeps_only_single_character_names_and_counts_the_rest():
+    tok = ByteTokenizer(300)
+    pool = ioi.name_set(tok, ("A", "B", "Mary", "C", "John", "D", "A"))
+    assert pool.form == "bare"  # " A" is two bytes, "A" one
+    assert pool.names == ("A", "B", "C", "D")
+    assert pool.dropped == 2  # Mary, John (the duplicate A is not a name of its own)
+    assert list(pool.ids) == [tok.encode(n)[0] for n in pool.names]
+
+
+def test_too_few_single_token_names_is_an_error_with_the_counts():
+    with pytest.raises(InvalidSettingError, match=r"at least 4 names .* 0 of \d+ are \(\d+ dropped as multi-token\)"):
+        ioi.name_set(ByteTokenizer(300))  # every default name is several bytes
+    with pytest.raises(InvalidSettingError, match="3 of 4"):
+        ioi.name_set(ByteTokenizer(300), ("A", "B", "C", "Dave"))
+
+
+def test_ioi_prompts_place_the_names_and_corrupt_only_the_second_subject():
+    tok = ByteTokenizer(300)
+    data = ioi.build(tok, n_prompts=12, seed=3, names=LETTERS)
+    assert data.n_prompts == 12 and len(data.groups) == 8
+    assert data.info["names_kept"] == 8 and data.info["names_dropped"] == 0
+    for g in data.groups:
+        clean, corrupt = g.clean, g.corrupt
+        assert clean.shape == corrupt.shape
+        rows = torch.arange(clean.shape[0])
+        assert torch.equal(clean[rows, g.io_pos], g.io)
+        assert torch.equal(clean[rows, g.s1_pos], g.s)
+        assert torch.equal(clean[rows, g.s2_pos], g.s)
+        assert bool((g.io != g.s).all())
+        differs = (clean != corrupt).nonzero()
+        assert differs[:, 1].tolist() == g.s2_pos[differs[:, 0]].tolist()  # only S2 changes
+        third = corrupt[rows, g.s2_pos]
+        assert bool(((third != g.io) & (third != g.s)).all())
+        assert bool((clean[:, 0] == 0).all())  # BOS
+    first = data.groups[0]
+    assert bool(first.io_pos[0] < first.s1_pos[0]) and bool(first.io_pos[1] > first.s1_pos[1])  # ABBA, BABA
+
+
+def test_ioi_prompts_are_deterministic_in_the_seed():
+    tok = ByteTokenizer(300)
+    a, b, c = (ioi.build(tok, 8, seed, LETTERS) for seed in (1, 1, 2))
+    assert all(torch.equal(x.clean, y.clean) for x, y in zip(a.groups, b.groups, strict=True))
+    assert any(not torch.equal(x.clean, y.clean) for x, y in zip(a.groups, c.groups, strict=True))
+    with pytest.raises(InvalidSettingError, match="n_prompts"):
+        ioi.build(tok, 0, 0, LETTERS)
+
+
+class WordTokenizer:
+    """Each space-prefixed word (or punctuation mark) is one token: the "space" form of real BPE tokenizers."""
+
+    bos_token_id, eos_token_id, all_special_ids = 0, 1, [0, 1]
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return 2 + len(self.vocab)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [self.vocab.setdefault(w, 2 + len(self.vocab)) for w in re.findall(r" ?[\w']+| ?[^\w\s]", text)]
+
+
+def test_word_tokenizer_uses_space_prefixed_names_and_probe_batches_carry_answer_and_wrong():
+    from headatlas.probes import ProbeSettings
+
+    tok = WordTokenizer()
+    data = ioi.build(tok, 8, 0)
+    assert data.names.form == "space" and data.info["names_dropped"] == 0
+    filled = ioi.TEMPLATES[0].format(A="Mary", B="John", C="John")
+    assert data.groups[0].clean.shape[1] == 1 + len(tok.encode(filled))
+    batches = ioi.generate(tok, ProbeSettings(), 0)
+    assert len(batches) == len(ioi.TEMPLATES)
+    for b in batches:
+        assert b.rows.tolist() == [[b.input_ids.shape[1] - 1]] * b.input_ids.shape[0]
+        assert bool((b.extras["answer"] != b.extras["wrong"]).all())
+
+
+# -- machinery --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: tiny_llama("gqa"), lambda: tiny_gemma3()], ids=["llama-gqa", "gemma3"])
+def test_last_position_sweep_matches_full_forward_patching(make):
+    loaded = make()
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, 200, (3, 11), generator=gen)
+    n_heads, head_dim = loaded.facts.n_heads, loaded.facts.head_dim
+    source = torch.randn(loaded.facts.n_layers, 3, n_heads, head_dim, generator=gen)
+    settings = [None, (0, 1), (1, 3)]
+    swept = sweep_last(loaded, run_prefix(loaded, ids), settings, source.__getitem__, lambda lg: lg)
+    assert swept.shape == (3, 3, loaded.facts.vocab_size)
+    clean = capture_run(loaded, ids)["logits"]
+    torch.testing.assert_close(swept[0], clean, atol=1e-4, rtol=1e-4)
+    for s, (layer, head) in enumerate(settings[1:], start=1):
+
+        def hook(at: int, out: torch.Tensor, layer: int = layer, head: int = head) -> torch.Tensor | None:
+            if at != layer:
+                return None
+            new = out.clone()
+            new[:, -1, head] = source[layer][:, head]
+            return new
+
+        with torch.no_grad(), session(hooks=[hook]):
+            full = loaded.model(input_ids=ids).logits[:, -1]
+        torch.testing.assert_close(swept[s], full, atol=1e-4, rtol=1e-4)
+        assert float((swept[s] - swept[0]).abs().max()) > 1e-4  # the patch did something
+
+
+def test_attention_only_sweep_stops_early_and_reports_probs():
+    loaded = tiny_llama("full", layers=3)
+    ids = torch.randint(2, 200, (2, 9), generator=torch.Generator().manual_seed(1))
+    seen: list[tuple[int, int, tuple[int, ...]]] = []
+    out = sweep_last(
+        loaded,
+        run_prefix(loaded, ids),
+        [None, (0, 0), (0, 2)],
+        lambda layer: torch.zeros(2, 4, loaded.facts.head_dim),
+        None,
+        tap_layers=frozenset({1}),
+        on_probs=lambda start, layer, probs: seen.append((start, layer, tuple(probs.shape))),
+        max_rows=4,  # two settings per pass
+    )
+    assert out.numel() == 0
+    assert seen == [(0, 1, (4, 4, 1, 9)), (2, 1, (2, 4, 1, 9))]
+
+
+@pytest.mark.parametrize("make", [lambda: tiny_llama("mqa"), lambda: tiny_gemma3()], ids=["llama-mqa", "gemma3"])
+def test_direct_effects_read_the_head_through_the_frozen_final_norm(make):
+    loaded = make()
+    with torch.no_grad():
+        loaded.model.model.norm.weight.normal_()
+    ids = torch.randint(2, 200, (2, 8), generator=torch.Generator().manual_seed(2))
+    run = capture_run(loaded, ids, hidden=True)
+    final = run["final"]
+    # the rebuilt final residual really is what the final norm saw
+    normed = loaded.model.model.norm(final)
+    logits = loaded.model.lm_head(normed)
+    torch.testing.assert_close(logits.float(), run["logits"], atol=1e-4, rtol=1e-4)
+    direction = loaded.model.lm_head.weight[5] - loaded.model.lm_head.weight[7]
+    effects = direct_effects(loaded, run["heads"], final, direction.expand(2, -1).detach())
+    assert effects.shape == (2, loaded.facts.n_layers, loaded.facts.n_heads)
+    # by hand for the last layer (Llama: no norm between the head and the residual stream)
+    layer = loaded.facts.n_layers - 1
+    block = loaded.model.model.layers[layer]
+    if getattr(block, "pre_feedforward_layernorm", None) is None:
+        gain, eps = _norm_gain(loaded.model.model.norm, final.shape[-1], torch.device("cpu"))
+        w_o = block.self_attn.o_proj.weight.detach().view(final.shape[-1], loaded.facts.n_heads, -1)
+        written = torch.einsum("dhk,bk->bd", w_o[:, 1:2], run["heads"][layer][:, 1])
+        rms = final.pow(2).mean(-1, keepdim=True).add(eps).sqrt()
+        by_hand = ((gain * written / rms) * direction.detach()).sum(-1)
+        torch.testing.assert_close(effects[:, layer, 1], by_hand, atol=1e-5, rtol=1e-4)
+    # the direction's sign carries through
+    flipped = direct_effects(loaded, run["heads"], final, -direction.expand(2, -1).detach())
+    torch.testing.assert_close(flipped, -effects)
+
+
+# -- IOI scores -------------------------------------------------------------------------------------
+def test_ioi_scores_have_the_model_shape_are_finite_and_deterministic():
+    loaded = tiny_llama("gqa", layers=3)
+    first = run_ioi(loaded, n_prompts=6, seed=0, names=LETTERS, n_receivers=2)
+    again = run_ioi(loaded, n_prompts=6, seed=0, names=LETTERS, n_receivers=2)
+    for name in ("direct", "gated", "attn_io", "attn_s", "s_inhibition"):
+        value = getattr(first, name)
+        assert value.shape == (3, 4), name
+        assert bool(value.isfinite().all()), name
+        assert torch.equal(value, getattr(again, name)), name
+    assert bool(((first.attn_io >= 0) & (first.attn_io + first.attn_s <= 1 + 1e-5)).all())
+    # gating: a head counts as a name mover only where it attends to IO
+    assert bool((first.gated[first.attn_io < 0.1] == 0).all())
+    assert torch.equal(first.gated[first.attn_io >= 0.1], first.direct[first.attn_io >= 0.1])
+    # no head in or above the top receiver's layer can change a receiver's query
+    if first.receivers:
+        top = max(layer for layer, _ in first.receivers)
+        assert bool((first.s_inhibition[top:] == 0).all())
+    assert first.info["n_prompts"] == 6 and first.info["name_form"] == "bare"
+
+
+def test_ioi_logit_difference_is_io_minus_s_of_the_model_itself():
+    loaded = tiny_llama("full")
+    result = run_ioi(loaded, n_prompts=4, seed=1, names=LETTERS)
+    data = ioi.build(loaded.tokenizer, 4, 1, LETTERS)
+    total = 0.0
+    for g in data.groups:
+        with torch.no_grad():
+            logits = loaded.model(input_ids=g.clean).logits[:, -1]
+        rows = torch.arange(g.clean.shape[0])
+        total += float((logits[rows, g.io] - logits[rows, g.s]).sum())
+        assert float((logits[rows, g.s] - logits[rows, g.io]).sum()) == pytest.approx(
+            -float((logits[rows, g.io] - logits[rows, g.s]).sum())
+        )
+    assert result.info["logit_diff_clean"] == pytest.approx(total / 4, abs=1e-4)
+
+
+def test_ioi_head_types_are_registered_with_model_scores():
+    for type_id, stage in (("name_mover", "ICI"), ("negative_name_mover", "ICI"), ("s_inhibition", "LR")):
+        head_type = get_head_type(type_id)
+        assert head_type.model_score is not None and head_type.score is None
+        assert head_type.stage == stage and head_type.threshold > 0
+        assert head_type.papers == (
+            "Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",
+        )
