@@ -15,8 +15,10 @@ For each head type t with member set S (from the census) and metric m = ``metric
   the ``top_n`` strongest non-members by score and the ``top_n`` heads by attribution. Spearman's rho
   of attribution against exact damage over those heads is reported.
 
-Results go into the HeadMap's rows (``attribution`` for every head, ``ablation_effect`` where exact
-ablation ran, ``None`` elsewhere) and ``HeadMap.verification[type]``.
+Results go into the HeadMap's rows and ``HeadMap.verification[type]``. Both row columns are damage
+to the type's metric in its own units (nats for the losses), positive = removing the head hurts:
+``attribution`` (estimate, every head) and ``ablation_effect`` (exact single-head ablation, where it
+ran; ``None`` elsewhere, an empty CSV cell).
 """
 
 from __future__ import annotations
