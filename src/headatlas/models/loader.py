@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +106,27 @@ def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSettingError(f"device {device!r} requested but CUDA is not available on this machine")
     source = resolve_source(name)
-    torch_dtype = DTYPES[dtype]
+    with _quiet_transformers():
+        loaded = _load(name, source, DTYPES[dtype], device, device_map)
+    install(loaded.model)
+    return loaded
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Keep transformers' own progress bars off the terminal; the CLI shows its own status."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load(name: str, source: str, torch_dtype: torch.dtype, device: str, device_map: str | None) -> LoadedModel:
     load_kwargs: dict[str, Any] = {"device_map": device_map} if device_map else {}
     sha: str | None = None
     if source in ("zoo", "gguf"):
@@ -124,6 +146,5 @@ def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device
     if not device_map:
         model.to(device)
     model.eval()
-    install(model)
     facts = facts_from_config(model.config, name=name, source=source, sha256=sha)
     return LoadedModel(model=model, tokenizer=tokenizer, facts=facts)
