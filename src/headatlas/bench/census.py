@@ -31,6 +31,7 @@ TL_TYPES: dict[str, TLHeadName] = {
     "duplicate_token": "duplicate_token_head",
     "induction": "induction_head",
 }
+CENSUS_TYPES = ("previous_token", "current_token", "sink", "duplicate_token", "induction", "local", "retrieval")
 TL_PROBE = {"previous_token": "natural_text", "duplicate_token": "repeated_tokens", "induction": "repeated_tokens"}
 
 
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     batches = [b for probe in PROBES.values() for b in probe(loaded.tokenizer, settings, 0)]
     n_tokens = sum(int(b.attention_mask.sum()) for b in batches)
     plain_s = best_of(args.repeats, lambda: plain_forwards(loaded, batches))
-    census_s = best_of(args.repeats, lambda: run_census(loaded, ScanSettings(probes=settings)))
+    census = ScanSettings(head_types=CENSUS_TYPES, probes=settings)  # the pattern types of the census
+    census_s = best_of(args.repeats, lambda: run_census(loaded, census))
     short = [b for b in batches if b.input_ids.shape[1] <= 256]
     eager_model = copy.deepcopy(loaded.model)
     eager_model.set_attn_implementation("eager")
