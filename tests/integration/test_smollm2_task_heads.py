@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from headatlas.heads.function_vector import indirect_effects
 from headatlas.heads.ioi_circuit import run_ioi
-from headatlas.probes import ioi
+from headatlas.heads.safety import kl_scores
+from headatlas.probes import fv_tasks, ioi
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +33,22 @@ def test_ioi_scores_on_smollm2_are_finite_and_deterministic(smollm2):
     assert abs(first.info["logit_diff_corrupt"]) < first.info["logit_diff_clean"]
     assert first.receivers  # some head attends to IO and writes it
     assert float(first.gated.max()) > 0.2
+
+
+def test_function_vector_scores_on_smollm2_are_finite_and_deterministic(smollm2):
+    assert fv_tasks.build(smollm2.tokenizer, 1, 0).info["tasks_dropped"] == []  # every task keeps 12+ items
+    two = {k: v for k, v in fv_tasks.default_tasks().items() if k in ("antonym", "uppercase")}
+    first, count, info = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=two)
+    again, _, _ = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=two)
+    assert first.shape == (30, 9) and bool(first.isfinite().all()) and torch.equal(first, again)
+    assert count == 2
+    for task in info["per_task"].values():  # the demonstrations teach the task; shuffling them unteaches it
+        assert task["p_answer_clean"] > task["p_answer_shuffled"]
+
+
+def test_safety_scores_on_smollm2_use_the_chat_template_and_are_deterministic(smollm2):
+    harmful, harmless, info = kl_scores(smollm2, n_pairs=1)
+    again, _, _ = kl_scores(smollm2, n_pairs=1)
+    assert info["chat_template"] and harmful.shape == (30, 9)
+    assert bool(harmful.isfinite().all() & harmless.isfinite().all()) and torch.equal(harmful, again)
+    assert bool((harmful >= 0).all()) and float(harmful.max()) > 0

@@ -71,7 +71,9 @@ def _settings_hook(
         source = values(layer)
         if source is None:
             return None
-        source = source.to(device=out.device, dtype=out.dtype)  # [B, H, D] (or [1, H, D])
+        source = source.to(device=out.device, dtype=out.dtype)  # [B, H, D], or [H, D] for every prompt alike
+        if source.dim() == 2:
+            source = source[None]
         new = out.clone()
         for s, head in todo:
             new[s * batch : (s + 1) * batch, -1, head] = source[:, head]

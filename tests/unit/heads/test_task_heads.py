@@ -10,10 +10,12 @@ import torch
 
 from headatlas.errors import InvalidSettingError
 from headatlas.heads import get_head_type
+from headatlas.heads.function_vector import indirect_effects
 from headatlas.heads.ioi_circuit import run_ioi
+from headatlas.heads.safety import default_pairs, format_request, kl_scores
 from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects, run_prefix, sweep_last
 from headatlas.lens import session
-from headatlas.probes import ioi
+from headatlas.probes import fv_tasks, ioi
 from headatlas.testing.tiny import ByteTokenizer, tiny_gemma3, tiny_llama
 
 LETTERS = tuple("ABCDEFGH")
@@ -218,3 +220,60 @@ def test_ioi_head_types_are_registered_with_model_scores():
         assert head_type.papers == (
             "Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",
         )
+
+
+# -- function vectors ---------------------------------------------------------------------------------
+def test_fv_tasks_keep_single_token_items_and_drop_short_tasks_with_counts():
+    data = fv_tasks.build(ByteTokenizer(300), n_prompts=2, seed=0)
+    info = data.info
+    assert info["tasks_dropped"] == ["antonym", "country_capital"]  # no one-byte words there
+    assert info["tasks"]["uppercase"] == {"form": "bare", "items": 26, "dropped": 14}  # letters kept, words not
+    assert info["tasks"]["next_item"]["items"] == 8 + 25  # digits 1-8 and letters a-y
+    assert [t.task for t in data.tasks] == ["uppercase", "next_item"]
+    with pytest.raises(InvalidSettingError, match=r"no function-vector task has 12 items .* t: 2"):
+        fv_tasks.build(ByteTokenizer(300), 1, 0, {"t": (("a", "b"), ("c", "d"), ("long", "word"))})
+
+
+def test_fv_prompts_show_the_task_and_shuffled_twins_permute_every_label():
+    tok = ByteTokenizer(300)
+    data = fv_tasks.build(tok, n_prompts=3, seed=4)
+    upper = data.tasks[0]
+    assert upper.clean.shape == upper.shuffled.shape == (3, 1 + 10 * 11 + 8)  # "Q: x\nA: y\n\n" is 11 bytes
+    for clean, shuffled, answer in zip(upper.clean, upper.shuffled, upper.answer, strict=True):
+        label_pos = [1 + 11 * k + 8 for k in range(10)]
+        inputs = clean[[p - 5 for p in label_pos]]
+        labels, permuted = clean[label_pos], shuffled[label_pos]
+        assert bool((labels == inputs - 32).all())  # 'a' -> 'A' (ids shifted by the tokenizer alike)
+        assert sorted(labels.tolist()) == sorted(permuted.tolist()) and bool((labels != permuted).all())
+        assert int(answer) == int(clean[-5]) - 32 and torch.equal(clean[-8:], shuffled[-8:])
+    again = fv_tasks.build(tok, n_prompts=3, seed=4)
+    assert torch.equal(again.tasks[1].shuffled, data.tasks[1].shuffled)
+
+
+def test_function_vector_scores_are_finite_deterministic_and_cover_every_head():
+    loaded = tiny_llama("gqa")
+    first, count, info = indirect_effects(loaded, n_prompts=2, seed=0)
+    again, _, _ = indirect_effects(loaded, n_prompts=2, seed=0)
+    assert first.shape == (2, 4) and bool(first.isfinite().all()) and torch.equal(first, again)
+    assert count == 4  # two usable tasks x two prompts
+    assert bool((first.abs() <= 1).all())  # a difference of probabilities
+    assert set(info["per_task"]) == {"uppercase", "next_item"}
+
+
+# -- safety ---------------------------------------------------------------------------------------------
+def test_safety_prompts_without_a_chat_template_use_question_answer():
+    tok = ByteTokenizer(300)
+    ids = format_request(tok, "Hi?")
+    assert ids == [0, *tok.encode("Question: Hi?\nAnswer:")]
+    assert len(default_pairs()) >= 5 and all(a != b for a, b in default_pairs())
+
+
+def test_safety_kl_is_non_negative_deterministic_and_cancels_on_identical_requests():
+    loaded = tiny_llama("mqa")
+    harmful, harmless, info = kl_scores(loaded, n_pairs=2)
+    assert harmful.shape == harmless.shape == (2, 4)
+    assert bool((harmful >= 0).all() & (harmless >= 0).all()) and float(harmful.max()) > 0
+    again, _, _ = kl_scores(loaded, n_pairs=2)
+    assert torch.equal(harmful, again) and info["n_pairs"] == 2 and not info["chat_template"]
+    same_h, same_l, _ = kl_scores(loaded, pairs=(("Same words?", "Same words?"),))
+    assert torch.equal(same_h, same_l)  # score = harmful - harmless is exactly 0
