@@ -8,6 +8,7 @@ import torch
 from headatlas.heads.function_vector import indirect_effects
 from headatlas.heads.ioi_circuit import run_ioi
 from headatlas.heads.safety import kl_scores
+from headatlas.heads.semantic_induction import scores as semantic_scores
 from headatlas.probes import fv_tasks, ioi
 
 pytestmark = pytest.mark.slow
@@ -52,3 +53,11 @@ def test_safety_scores_on_smollm2_use_the_chat_template_and_are_deterministic(sm
     assert info["chat_template"] and harmful.shape == (30, 9)
     assert bool(harmful.isfinite().all() & harmless.isfinite().all()) and torch.equal(harmful, again)
     assert bool((harmful >= 0).all()) and float(harmful.max()) > 0
+
+
+def test_semantic_induction_scores_on_smollm2_are_finite_and_deterministic(smollm2):
+    first, count, info = semantic_scores(smollm2, n_prompts=2)
+    again, _, _ = semantic_scores(smollm2, n_prompts=2)
+    assert first.shape == (30, 9) and count == 8 and info["n_templates"] == 4
+    assert bool(first.isfinite().all()) and torch.equal(first, again)
+    assert float(first.max()) > 0  # some head attends to the related word and raises its partner

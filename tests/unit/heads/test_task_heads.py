@@ -13,6 +13,8 @@ from headatlas.heads import get_head_type
 from headatlas.heads.function_vector import indirect_effects
 from headatlas.heads.ioi_circuit import run_ioi
 from headatlas.heads.safety import default_pairs, format_request, kl_scores
+from headatlas.heads.semantic_induction import build as semantic_build
+from headatlas.heads.semantic_induction import scores as semantic_scores
 from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects, run_prefix, sweep_last
 from headatlas.lens import session
 from headatlas.probes import fv_tasks, ioi
@@ -277,3 +279,24 @@ def test_safety_kl_is_non_negative_deterministic_and_cancels_on_identical_reques
     assert torch.equal(harmful, again) and info["n_pairs"] == 2 and not info["chat_template"]
     same_h, same_l, _ = kl_scores(loaded, pairs=(("Same words?", "Same words?"),))
     assert torch.equal(same_h, same_l)  # score = harmful - harmless is exactly 0
+
+
+# -- semantic induction -----------------------------------------------------------------------------------
+def test_semantic_induction_prompts_need_space_prefixed_single_token_pairs():
+    with pytest.raises(InvalidSettingError, match="semantic induction needs relations"):
+        semantic_build(ByteTokenizer(300))  # one-byte items only come bare
+    groups = semantic_build(WordTokenizer(), n_prompts=3)
+    assert len(groups) == 4
+    for ids, tails, head_pos, others in groups:
+        assert ids.shape[0] == 3 and int(head_pos) < ids.shape[1] - 1
+        assert set(tails.tolist()) <= set(others.tolist())
+
+
+def test_semantic_induction_scores_are_attention_shares_where_the_head_raises_the_tail():
+    loaded = tiny_llama("gqa", vocab=2000)
+    tok = WordTokenizer()
+    loaded.tokenizer = tok
+    first, count, _ = semantic_scores(loaded, n_prompts=2)
+    again, _, _ = semantic_scores(loaded, n_prompts=2)
+    assert first.shape == (2, 4) and count == 8 and torch.equal(first, again)
+    assert bool(((first >= 0) & (first <= 1)).all())
