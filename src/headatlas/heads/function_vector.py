@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings, fv_tasks
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, run_prefix, sweep_last
+from .tasks import all_heads, capture_run, run_prefix, sweep_last, unavailable
 
 
 def indirect_effects(
@@ -71,8 +72,11 @@ def indirect_effects(
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    score, count, info = indirect_effects(loaded, seed=seed)
-    return ModelScore(score, count, info)
+    try:
+        score, count, info = indirect_effects(loaded, seed=seed)
+        return ModelScore(score, count, info)
+    except InvalidSettingError as error:  # too few single-token items for this tokenizer
+        return unavailable(loaded, error)
 
 
 HEAD_TYPE = register_head_type(

@@ -14,20 +14,25 @@ SmolLM2-135M the clean logit difference is about 4.4, so a member carries at lea
 
 from __future__ import annotations
 
+from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
 from .registry import HeadType, ModelScore, register_head_type
+from .tasks import unavailable
 
 PAPERS = ("Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",)
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    result = ioi_result(loaded, seed)
-    return ModelScore(
-        result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
-    )
+    try:
+        result = ioi_result(loaded, seed)
+        return ModelScore(
+            result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
+        )
+    except InvalidSettingError as error:  # too few single-token items for this tokenizer
+        return unavailable(loaded, error)
 
 
 HEAD_TYPE = register_head_type(

@@ -12,19 +12,24 @@ Threshold 0.2, as for name movers: the head's direct path lowers the IO-vs-S log
 
 from __future__ import annotations
 
+from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
 from .name_mover import PAPERS
 from .registry import HeadType, ModelScore, register_head_type
+from .tasks import unavailable
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    result = ioi_result(loaded, seed)
-    return ModelScore(
-        -result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
-    )
+    try:
+        result = ioi_result(loaded, seed)
+        return ModelScore(
+            -result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
+        )
+    except InvalidSettingError as error:  # too few single-token items for this tokenizer
+        return unavailable(loaded, error)
 
 
 HEAD_TYPE = register_head_type(

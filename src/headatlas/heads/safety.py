@@ -39,7 +39,7 @@ from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, encode, run_prefix, sweep_last
+from .tasks import all_heads, capture_run, encode, run_prefix, sweep_last, unavailable
 
 DEFAULT_PAIRS = 5
 
@@ -96,8 +96,11 @@ def kl_scores(
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    harmful, harmless, info = kl_scores(loaded)
-    return ModelScore(harmful - harmless, 2 * info["n_pairs"], info)
+    try:
+        harmful, harmless, info = kl_scores(loaded)
+        return ModelScore(harmful - harmless, 2 * info["n_pairs"], info)
+    except InvalidSettingError as error:  # too few single-token items for this tokenizer
+        return unavailable(loaded, error)
 
 
 HEAD_TYPE = register_head_type(

@@ -28,7 +28,7 @@ from ..models.loader import LoadedModel
 from ..probes import ProbeSettings, fv_tasks
 from ..probes.base import bos_id, generator
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import capture_run, direct_effects, encode
+from .tasks import capture_run, direct_effects, encode, unavailable
 
 TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     "country_capital": (
@@ -96,8 +96,11 @@ def scores(loaded: LoadedModel, n_prompts: int = DEFAULT_PROMPTS, seed: int = 0)
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    score, count, info = scores(loaded, seed=seed)
-    return ModelScore(score, count, info)
+    try:
+        score, count, info = scores(loaded, seed=seed)
+        return ModelScore(score, count, info)
+    except InvalidSettingError as error:  # too few single-token items for this tokenizer
+        return unavailable(loaded, error)
 
 
 HEAD_TYPE = register_head_type(

@@ -21,6 +21,7 @@ import torch
 from ..errors import InvalidSettingError, UnsupportedArchitectureError
 from ..lens import PatternTap, session
 from ..models.loader import LoadedModel
+from .registry import ModelScore
 
 HeadRef = tuple[int, int]
 Reduce = Callable[[torch.Tensor], torch.Tensor]
@@ -271,6 +272,14 @@ def memoised(loaded: LoadedModel, key: Hashable, make: Callable[[], Any]) -> Any
     if key not in slot:
         slot[key] = make()
     return slot[key]
+
+
+def unavailable(loaded: LoadedModel, error: InvalidSettingError) -> ModelScore:
+    """The census result of a task type whose dataset cannot be built for this tokenizer (too few single-token
+    items): no score for any head, and the reason in the scan's info. A whole scan does not fail because one
+    task does not fit a tokenizer; calling the type's own functions raises the error."""
+    nan = torch.full((loaded.facts.n_layers, loaded.facts.n_heads), float("nan"))
+    return ModelScore(nan, 0, {"unavailable": str(error)})
 
 
 def all_heads(n_layers: int, n_heads: int, below: int | None = None) -> list[HeadRef]:

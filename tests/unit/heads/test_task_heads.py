@@ -300,3 +300,17 @@ def test_semantic_induction_scores_are_attention_shares_where_the_head_raises_th
     again, _, _ = semantic_scores(loaded, n_prompts=2)
     assert first.shape == (2, 4) and count == 8 and torch.equal(first, again)
     assert bool(((first >= 0) & (first <= 1)).all())
+
+
+def test_a_scan_reports_a_task_that_does_not_fit_the_tokenizer_instead_of_failing():
+    from headatlas.census import ScanSettings, run_census
+
+    types = ("name_mover", "s_inhibition", "function_vector", "safety")
+    headmap = run_census(tiny_llama("gqa"), ScanSettings(seed=0, head_types=types))
+    for type_id in ("name_mover", "s_inhibition"):  # no default name is one byte
+        rows = [r for r in headmap.rows if r["head_type"] == type_id]
+        assert len(rows) == 8 and all(r["score"] is None and not r["member"] for r in rows)
+        assert "IOI needs at least 4 names" in headmap.probes[type_id]["unavailable"]
+    for type_id in ("function_vector", "safety"):  # letters and "Question: ... Answer:" fit a byte tokenizer
+        rows = [r for r in headmap.rows if r["head_type"] == type_id]
+        assert all(r["score"] is not None for r in rows) and "unavailable" not in headmap.probes[type_id]
