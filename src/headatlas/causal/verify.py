@@ -311,6 +311,9 @@ def verify_headmap(
         if type_id not in DEFAULT_METRIC:
             headmap.verification[type_id] = {"status": "no_metric", "verified": None}
             continue
+        if all(r["score"] is None for r in headmap.rows if r["head_type"] == type_id):  # task unfit for the tokenizer
+            headmap.verification[type_id] = {"status": "no_scores", "verified": None}
+            continue
         metric = METRICS[DEFAULT_METRIC[type_id]]
         if metric.name not in runs:
             runs[metric.name] = _prepare(loaded, metric, settings)

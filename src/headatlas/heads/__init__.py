@@ -19,3 +19,6 @@ from . import copy_suppression, copying, successor  # noqa: F401
 # isort: split
 # Task-defined types: each builds its own dataset for the model's tokenizer and measures a causal effect.
 from . import function_vector, name_mover, negative_name_mover, s_inhibition, safety, semantic_induction  # noqa: F401
+
+# isort: split
+from . import task_metrics  # noqa: F401  (their causal metrics, for scan --verify)

@@ -314,3 +314,59 @@ def test_a_scan_reports_a_task_that_does_not_fit_the_tokenizer_instead_of_failin
     for type_id in ("function_vector", "safety"):  # letters and "Question: ... Answer:" fit a byte tokenizer
         rows = [r for r in headmap.rows if r["head_type"] == type_id]
         assert all(r["score"] is not None for r in rows) and "unavailable" not in headmap.probes[type_id]
+
+
+# -- causal metrics for verification ----------------------------------------------------------------------
+def test_task_types_have_registered_metrics_with_their_probes():
+    from headatlas.causal.metrics import DEFAULT_METRIC, METRICS, metric_for
+    from headatlas.probes import PROBES
+
+    expected = {
+        "name_mover": "ioi_logit_diff",
+        "negative_name_mover": "ioi_logit_diff_reversed",
+        "s_inhibition": "ioi_logit_diff",
+        "function_vector": "fv_answer_logprob",
+        "semantic_induction": "relation_tail_logprob",
+    }
+    for type_id, name in expected.items():
+        assert DEFAULT_METRIC[type_id] == name and metric_for(type_id).probe in PROBES
+    assert "safety" not in DEFAULT_METRIC
+    tok = WordTokenizer()
+    batch = PROBES["ioi"](tok, None, 0)[0]
+    logits = torch.randn(batch.input_ids.shape[0], 1, len(tok) + 10)
+    rows = METRICS["ioi_logit_diff"].rows(batch)
+    forward = METRICS["ioi_logit_diff"].value(logits, batch, rows)
+    torch.testing.assert_close(METRICS["ioi_logit_diff_reversed"].value(logits, batch, rows), -forward)
+    index = torch.arange(len(forward))
+    expected_diff = logits[index, 0, batch.extras["answer"]] - logits[index, 0, batch.extras["wrong"]]
+    torch.testing.assert_close(forward, expected_diff)
+    fv = PROBES["fv_tasks"](tok, None, 0)
+    assert len(fv) == 4 and all(b.extras["answer"].shape == (b.input_ids.shape[0],) for b in fv)
+
+
+def test_verification_runs_on_task_types_and_skips_those_without_scores():
+    from headatlas.api import scan
+    from headatlas.causal import VerifySettings
+
+    quick = VerifySettings(top_n=1, max_exact_members=2, max_batch=48)
+    loaded = tiny_llama("gqa", vocab=2000)
+    loaded.tokenizer = WordTokenizer()
+    headmap = scan(loaded, head_types=["name_mover", "semantic_induction"], verify=True, verify_settings=quick)
+    for type_id in ("name_mover", "semantic_induction"):
+        record = headmap.verification[type_id]
+        assert record["metric"] in ("ioi_logit_diff", "relation_tail_logprob")
+        assert record["status"] in ("verified", "not_verified", "no_members", "too_many_members")
+        assert record["per_head"]["exact_heads"]
+    byte = scan(tiny_llama("gqa"), head_types=["name_mover"], verify=True, verify_settings=quick)
+    assert byte.verification["name_mover"] == {"status": "no_scores", "verified": None}
+
+
+@pytest.mark.parametrize("probe", ["ioi", "fv_tasks", "semantic_relations"])
+def test_task_probes_same_seed_same_tokens_other_seed_other_tokens(probe):
+    from headatlas.probes import PROBES
+
+    tok = WordTokenizer()
+    first, again, other = (PROBES[probe](tok, None, seed) for seed in (0, 0, 1))
+    assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(first, other, strict=True))
+    assert all(bool((b.input_ids[:, 0] == tok.bos_token_id).all()) for b in first)

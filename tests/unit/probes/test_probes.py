@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from headatlas.errors import InvalidSettingError
-from headatlas.probes import PROBES, ProbeSettings
+from headatlas.probes import PROBES, ProbeSettings, needle, repeated, text
 from headatlas.testing.tiny import ByteTokenizer
 
 SMALL = ProbeSettings(n_repeat=4, repeat_len=10, n_text=3, text_len=32, needle_contexts=(256, 300), batch_size=2)
 TOK = ByteTokenizer(300)
 
 
-@pytest.mark.parametrize("probe", sorted(PROBES))
+# the census's own probes; task-defined probes (IOI, ...) need single-token words: tests/unit/heads/test_task_heads.py
+@pytest.mark.parametrize("probe", [repeated.PROBE_ID, text.PROBE_ID, needle.PROBE_ID])
 def test_same_seed_same_tokens_other_seed_other_tokens(probe):
     first = PROBES[probe](TOK, SMALL, 0)
     again = PROBES[probe](TOK, SMALL, 0)
