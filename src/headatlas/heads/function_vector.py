@@ -11,8 +11,11 @@ not an attribution estimate.
 
 Threshold 0.01: patching the head's mean output alone restores at least one percentage point of the
 answer's probability on prompts that no longer show the task. Todd et al.'s strongest heads in 6B-scale
-models reach a few points; on SmolLM2-135M the few heads above 0.01 stand well clear of the bulk
-(most heads are within +-0.002).
+models reach a few points; on SmolLM2-135M the handful of heads above 0.01 stand clear of the bulk
+(90% of heads lie within -0.001 .. +0.004).
+
+Cost in a default scan: 4 tasks x 3 clean and 3 shuffled prompts (about 90 tokens each), then one
+last-token step per head and shuffled prompt (12 x 270 steps on SmolLM2-135M, batched).
 """
 
 from __future__ import annotations

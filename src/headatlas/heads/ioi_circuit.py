@@ -23,6 +23,8 @@ One run on the IOI prompt set (:mod:`headatlas.probes.ioi`) measures, per head:
   receiver's layer cannot reach it and score 0.
 
 Runs once per (model, prompts, seed) and is shared by the three types through :func:`ioi_result`.
+Cost in a default scan: 16 clean/ABC prompt pairs (2 forward passes each, 15-19 tokens), then one
+last-token step per sender head and prompt, each stopped after the top receiver's layer.
 """
 
 from __future__ import annotations

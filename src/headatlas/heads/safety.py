@@ -21,6 +21,9 @@ harmless ones. Single-position ablations move the distribution little: on SmolLM
 heads score within -0.002 .. +0.0005 and the next after the top head about 0.005, so 0.02 is four
 times the edge of the bulk.
 
+Cost in a default scan: 5 pairs (10 prompts of about 40 tokens with SmolLM2's template), one forward
+each, then one last-token step per head and prompt.
+
 Read the result soberly: a handful of prompts on a small instruct model. A high score says the head is
 *selectively influential* on harmful requests; it does not show the head implements refusal or that
 removing it makes the model unsafe (that needs generated replies, judged, on many prompts).
