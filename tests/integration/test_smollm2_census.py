@@ -45,7 +45,7 @@ def eager_scores(loaded, settings: ScanSettings) -> dict[str, torch.Tensor]:
 
 
 def assert_lens_matches_eager(loaded) -> None:
-    settings = ScanSettings(seed=0, probes=SMALL)
+    settings = ScanSettings(seed=0, head_types=PATTERN_TYPES, probes=SMALL)
     headmap = run_census(loaded, settings)
     reference = eager_scores(loaded, settings)
     for type_id in PATTERN_TYPES:
