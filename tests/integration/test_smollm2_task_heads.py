@@ -23,8 +23,8 @@ def test_ioi_names_are_single_tokens_in_the_smollm2_tokenizer(smollm2):
 
 
 def test_ioi_scores_on_smollm2_are_finite_and_deterministic(smollm2):
-    first = run_ioi(smollm2, n_prompts=4, seed=0)
-    again = run_ioi(smollm2, n_prompts=4, seed=0)
+    first = run_ioi(smollm2, n_prompts=2, seed=0)
+    again = run_ioi(smollm2, n_prompts=2, seed=0)
     for name in ("direct", "gated", "s_inhibition"):
         value = getattr(first, name)
         assert value.shape == (30, 9)
@@ -38,11 +38,11 @@ def test_ioi_scores_on_smollm2_are_finite_and_deterministic(smollm2):
 
 def test_function_vector_scores_on_smollm2_are_finite_and_deterministic(smollm2):
     assert fv_tasks.build(smollm2.tokenizer, 1, 0).info["tasks_dropped"] == []  # every task keeps 12+ items
-    two = {k: v for k, v in fv_tasks.default_tasks().items() if k in ("antonym", "uppercase")}
-    first, count, info = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=two)
-    again, _, _ = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=two)
+    upper = {k: v for k, v in fv_tasks.default_tasks().items() if k == "uppercase"}
+    first, count, info = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=upper)
+    again, _, _ = indirect_effects(smollm2, n_prompts=1, seed=0, tasks=upper)
     assert first.shape == (30, 9) and bool(first.isfinite().all()) and torch.equal(first, again)
-    assert count == 2
+    assert count == 1
     for task in info["per_task"].values():  # the demonstrations teach the task; shuffling them unteaches it
         assert task["p_answer_clean"] > task["p_answer_shuffled"]
 
