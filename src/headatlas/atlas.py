@@ -27,7 +27,7 @@ def build_model_atlas(model: str, out_dir: Path, seed: int = 0) -> HeadMap:
     from .web.report import catalogue_papers, write_report
 
     loaded = load_model(model)
-    headmap = scan(loaded, head_types=["all"], seed=seed, verify=True)
+    headmap = scan(loaded, seed=seed, verify=True)
     headmap.write(out_dir)
     write_patterns(capture_patterns(loaded, seed=seed), out_dir)
     write_report(headmap, out_dir, papers=catalogue_papers(None, headmap))

@@ -59,9 +59,7 @@ def scan(
         DEFAULT_MODEL
     ),
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("headatlas-out"),
-    types: Annotated[
-        str | None, typer.Option("--types", help="Head-type ids (comma-separated) or 'all' (default: not task types)")
-    ] = None,
+    types: Annotated[str | None, typer.Option("--types", help="Comma-separated head-type ids (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every probe set.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 …")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
@@ -158,7 +156,6 @@ def heads_list(fmt: FormatOption = "table") -> None:
             "stage": t.stage,
             "probe": t.probe,
             "threshold": t.threshold,
-            "default": t.in_default_scan,
             "definition": t.definition,
             "papers": list(t.papers),
         }
@@ -170,7 +167,7 @@ def heads_list(fmt: FormatOption = "table") -> None:
         import csv
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["id", "name", "stage", "probe", "threshold", "default", "definition", "papers"])
+        writer.writerow(["id", "name", "stage", "probe", "threshold", "definition", "papers"])
         for r in records:
             writer.writerow(
                 [
@@ -179,18 +176,17 @@ def heads_list(fmt: FormatOption = "table") -> None:
                     r["stage"],
                     r["probe"],
                     r["threshold"],
-                    "true" if r["default"] else "false",
                     r["definition"],
                     "; ".join(r["papers"]),
                 ]
             )
     elif fmt == "table":
-        table = Table(show_lines=True, caption="* task types (own passes, minutes): only with --types all or by name")
+        table = Table(show_lines=True)
         for column in ("id", "stage", "threshold", "definition", "papers"):
             table.add_column(column)
         for r in records:
             table.add_row(
-                r["id"] + ("" if r["default"] else " *"),
+                r["id"],
                 r["stage"],
                 f"{r['threshold']:g}",
                 escape(r["definition"]),

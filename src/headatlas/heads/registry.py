@@ -50,7 +50,6 @@ class HeadType:
     threshold: float  # a head is a member when score >= threshold
     score: ScoreFn | None = None  # pattern score over the probe's shared forward passes …
     model_score: ModelScoreFn | None = None  # … or scores computed from the model itself (exactly one of the two)
-    in_default_scan: bool = True  # False for task types whose own passes cost minutes; ``--types all`` adds them
 
     def __post_init__(self) -> None:
         if not self.id.isidentifier() or self.id != self.id.lower():
@@ -90,13 +89,8 @@ def get_head_type(head_type_id: str) -> HeadType:
 
 
 def resolve_head_types(ids: list[str] | None) -> list[HeadType]:
-    """Head types for a run: ``None`` means the default scan, ``["all"]`` every registered type.
-
-    Duplicates are refused, not silently dropped.
-    """
+    """Head types for a run: ``None`` means all; duplicates are refused, not silently dropped."""
     if ids is None:
-        return [t for t in _REGISTRY.values() if t.in_default_scan]
-    if ids == ["all"]:
         return list(_REGISTRY.values())
     if len(set(ids)) != len(ids):
         raise InvalidSettingError(f"head type listed twice in {','.join(ids)}")

@@ -35,8 +35,13 @@ def tiny_llama(kind: str = "gqa", *, seed: int = 0, layers: int = 2, vocab: int 
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=KV_HEADS[kind], max_position_embeddings=16384,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=KV_HEADS[kind],
+        max_position_embeddings=16384,
     )
     return _wrap(LlamaForCausalLM(config).eval(), vocab, f"tiny-llama-{kind}")
 
@@ -47,8 +52,14 @@ def tiny_gemma3(*, seed: int = 0, layers: int = 4, window: int = 8, vocab: int =
 
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=window,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=window,
         layer_types=["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(layers)],
         max_position_embeddings=16384,
     )
