@@ -84,6 +84,12 @@ def _parse_day(value: str, what: str) -> date:
         raise InvalidSettingError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
+def window_start(conn: sqlite3.Connection, source: str, until: date, default_days: int) -> date:
+    """First day a run of ``source`` should fetch: the day after its cursor, else ``default_days`` before ``until``."""
+    cursor = get_cursor(conn, source)
+    return date.fromisoformat(cursor) + timedelta(days=1) if cursor else until - timedelta(days=default_days)
+
+
 def update_arxiv(
     conn: sqlite3.Connection,
     client: ArxivClient,
@@ -100,9 +106,7 @@ def update_arxiv(
     """Fetch arXiv entries submitted in ``[since, until]``; ``since`` defaults to the day after the cursor."""
     annotate = annotate or Annotator()
     until = until or date.today()
-    if since is None:
-        cursor = get_cursor(conn, "arxiv")
-        since = date.fromisoformat(cursor) + timedelta(days=1) if cursor else until - timedelta(days=default_days)
+    since = since or window_start(conn, "arxiv", until, default_days)
     if since > until:
         return IngestResult()
     total = IngestResult()
@@ -136,9 +140,7 @@ def update_daily(
     """Fetch Daily Papers day by day from ``since`` (default: the day after the cursor) to ``until``."""
     annotate = annotate or Annotator()
     until = until or date.today()
-    if since is None:
-        cursor = get_cursor(conn, "daily")
-        since = date.fromisoformat(cursor) + timedelta(days=1) if cursor else until - timedelta(days=default_days)
+    since = since or window_start(conn, "daily", until, default_days)
     total = IngestResult()
     day = since
     while day <= until:
