@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel, load_model
-from ..probes import PROBES, ProbeBatch, ProbeSettings
+from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .attribution import attribution_scores
 from .interventions import (
@@ -24,7 +24,7 @@ from .interventions import (
     parse_heads,
     run_sets,
 )
-from .metrics import Metric, damage, get_metric
+from .metrics import Metric, damage, get_metric, probe_batches
 
 HeadSpec = str | Iterable[str | Sequence[int]]
 Prompts = str | Sequence[str] | ProbeBatch
@@ -110,9 +110,7 @@ def metric_inputs(
     """Batches a metric is evaluated on: the user's prompt(s), else the metric's own probe (small sizes)."""
     if prompt is not None:
         return [prompt_batch(loaded, prompt, answer, wrong)]
-    if metric.probe is None:
-        raise InvalidSettingError(f"metric {metric.name} needs a prompt (and {' and '.join(metric.needs)} tokens)")
-    return PROBES[metric.probe](loaded.tokenizer, SMALL_PROBES, seed)
+    return probe_batches(loaded, metric, SMALL_PROBES, seed)
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ def ablate(
     inputs = list(batches) if batches is not None else metric_inputs(loaded, m, prompt, answer, wrong, seed)
     if reference is None:
         if method == "resample" and m.probe is not None and prompt is None and batches is None:
-            reference = PROBES[m.probe](loaded.tokenizer, SMALL_PROBES, seed + 1)[:1]
+            reference = probe_batches(loaded, m, SMALL_PROBES, seed + 1)[:1]
         else:
             reference = inputs[:1] if method == "resample" else inputs
     replacement = make_replacement(loaded, method, list(reference))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import InvalidSettingError
-from ..probes import ProbeBatch
+from ..probes import PROBES, ProbeBatch, ProbeSettings
 from ..probes import needle as needle_probe
 from ..probes import repeated as repeated_probe
 from ..probes import text as text_probe
@@ -27,6 +28,12 @@ RowsFn = Callable[[ProbeBatch], torch.Tensor]
 
 ValueFn = Callable[[torch.Tensor, ProbeBatch, torch.Tensor], torch.Tensor]
 """``(logits [B, R, V] at rows, batch, rows [B, R]) -> [B]`` one value per sample."""
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
+
+FitFn = Callable[["LoadedModel", list[ProbeBatch]], list[ProbeBatch]]
+"""``(model, probe batches) -> batches`` completed with what only the model knows (e.g. its own reply token)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Metric:
     rows: RowsFn
     value: ValueFn
     needs: tuple[str, ...] = ()  # ProbeBatch.extras keys the metric requires
+    fit: FitFn | None = None  # run once on the clean model before the metric reads its probe's batches
 
 
 def _targets(batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:
@@ -217,6 +225,16 @@ def metric_for(head_type: str) -> Metric:
             f"head type {head_type!r} has no causal metric; types with one are {', '.join(DEFAULT_METRIC)}"
         )
     return METRICS[DEFAULT_METRIC[head_type]]
+
+
+def probe_batches(loaded: LoadedModel, metric: Metric, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:
+    """The batches of the metric's own probe, fitted to the model when the metric needs it."""
+    if metric.probe is None:
+        raise InvalidSettingError(
+            f"metric {metric.name} has no probe of its own: it needs a prompt (and {' and '.join(metric.needs)} tokens)"
+        )
+    batches = PROBES[metric.probe](loaded.tokenizer, settings, seed)
+    return metric.fit(loaded, batches) if metric.fit is not None else batches
 
 
 def check_fits(metric: Metric, batch: ProbeBatch) -> None:

@@ -35,10 +35,10 @@ from ..errors import InvalidSettingError
 from ..headmap import HeadMap
 from ..models.facts import ModelFacts
 from ..models.loader import LoadedModel
-from ..probes import PROBES, ProbeBatch, ProbeSettings
+from ..probes import ProbeBatch, ProbeSettings
 from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
-from .metrics import DEFAULT_METRIC, METRICS, Metric, damage, get_metric
+from .metrics import DEFAULT_METRIC, METRICS, Metric, damage, get_metric, probe_batches
 
 VerifyProgress = Callable[[str, int, int], None]
 """``(stage, done, total)``: called as each head type finishes."""
@@ -165,9 +165,7 @@ def random_head_sets(
 
 
 def metric_batches(loaded: LoadedModel, metric: Metric, settings: VerifySettings, seed: int) -> list[ProbeBatch]:
-    if metric.probe is None:
-        raise InvalidSettingError(f"metric {metric.name} reads user prompts; verification needs a probe metric")
-    return PROBES[metric.probe](loaded.tokenizer, settings.probe_settings(), seed)
+    return probe_batches(loaded, metric, settings.probe_settings(), seed)
 
 
 def replacement_for(

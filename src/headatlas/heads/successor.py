@@ -11,6 +11,10 @@ Only items that are one token in this tokenizer are used. Each task takes the fo
 as inside a sentence, or bare) that keeps more items; dropped items are counted in the scan's probe
 info, and a pair counts only when both of its items were kept. Fewer than ``MIN_PAIRS`` pairs in all
 is an error.
+
+Causal check (``successor_logprob``): prompts that count through a task ("<BOS> Monday Tuesday Wednesday
+Thursday" -> " Friday"; bare forms are comma-separated, "1,2,3,4," -> "5"); removing successor heads
+should lower log P(next item), the incrementation behaviour Gould et al. ablate.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import torch
 from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
+from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
+from .tasks import encode, single_token
 from .weights import anatomy, ov_logits_by_layer
 
 _NUMBER_WORDS = (
@@ -50,6 +56,7 @@ TASKS: dict[str, tuple[str, ...]] = {
     "letters": tuple(string.ascii_uppercase),
 }
 MIN_PAIRS = 8
+CONTEXT_ITEMS = 4  # items shown before the one the model should predict
 
 
 @dataclass(frozen=True)
@@ -79,17 +86,12 @@ class Task:
         return sum(t is None for t in self.token_ids)
 
 
-def _single(tokenizer: Any, text: str) -> int | None:
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    return int(ids[0]) if len(ids) == 1 else None
-
-
 def build_tasks(tokenizer: Any, tasks: dict[str, tuple[str, ...]] = TASKS) -> list[Task]:
     """The ordinal ``tasks`` in this tokenizer's single tokens; raises when fewer than ``MIN_PAIRS`` pairs remain."""
     built = []
     for name, items in tasks.items():
-        spaced = Task(name, "space", tuple(_single(tokenizer, " " + item) for item in items))
-        bare = Task(name, "bare", tuple(_single(tokenizer, item) for item in items))
+        spaced = Task(name, "space", tuple(single_token(tokenizer, " " + item) for item in items))
+        bare = Task(name, "bare", tuple(single_token(tokenizer, item) for item in items))
         best = spaced if len(spaced.pairs) >= len(bare.pairs) else bare
         if len(set(best.kept)) != len(best.kept):  # two items sharing a token cannot be told apart
             best = Task(name, best.form, tuple(None for _ in items))
@@ -102,6 +104,29 @@ def build_tasks(tokenizer: Any, tasks: dict[str, tuple[str, ...]] = TASKS) -> li
             f"({dropped} of {sum(len(v) for v in tasks.values())} items dropped); need at least {MIN_PAIRS}"
         )
     return built
+
+
+def counting_prompts(tokenizer: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per task with a run of ``CONTEXT_ITEMS + 1`` kept items: ``(ids [P, T], next items [P])``, one prompt per
+    window (every start whose window is all single tokens)."""
+    out = []
+    for task in build_tasks(tokenizer):
+        separator = [] if task.form == "space" else encode(tokenizer, ",")
+        ids, answers = [], []
+        for start in range(len(task.token_ids) - CONTEXT_ITEMS):
+            window = task.token_ids[start : start + CONTEXT_ITEMS + 1]
+            if any(t is None for t in window):
+                continue
+            context = [piece for t in window[:-1] for piece in (t, *separator)]
+            ids.append([bos_id(tokenizer), *context])
+            answers.append(window[-1])
+        if ids:
+            out.append((torch.tensor(ids), torch.tensor(answers)))
+    if not out:
+        raise InvalidSettingError(
+            f"successor: no ordinal task has {CONTEXT_ITEMS + 1} consecutive single-token items in this tokenizer"
+        )
+    return out
 
 
 def successor_fractions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import struct
@@ -114,14 +115,19 @@ def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Keep transformers' own progress bars off the terminal; the CLI shows its own status."""
+    """Keep transformers' own progress bars off the terminal; the CLI shows its own status. The GGUF
+    de-quantiser uses a bare tqdm that transformers' switch does not reach, so it is silenced here too."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    gguf_tqdm = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
     try:
         yield
     finally:
+        gguf_utils.tqdm = gguf_tqdm
         if was_enabled:
             hf_logging.enable_progress_bar()
 
