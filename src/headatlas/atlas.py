@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .api import scan
 from .headmap import HeadMap, write_atomic
+from .heads.registry import STAGES
 from .models.loader import load_model
 from .models.zoo import ZOO
 
@@ -34,35 +35,63 @@ def build_model_atlas(model: str, out_dir: Path, seed: int = 0) -> HeadMap:
     return headmap
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _best(headmap: HeadMap, type_id: str) -> str:
+    """The strongest head by score, with its single-head ablation effect where verification measured it."""
+    top = headmap.top(type_id, 1)
+    if not top:
+        return "—"
+    label = top[0]["name"]
+    per_head = headmap.verification.get(type_id, {}).get("per_head", {})
+    effects = dict(zip(per_head.get("exact_heads", []), per_head.get("exact_effects", []), strict=True))
+    alone = f", ablated alone {effects[label]:.3g}" if effects.get(label) is not None else ""
+    return f"{label} (score {top[0]['score']:.2f}{alone})"
+
+
 def _cell(headmap: HeadMap, type_id: str) -> tuple[str, str]:
     """(status, detail) of one head type in one model, for the atlas table."""
     record = headmap.verification.get(type_id, {})
+    status = record.get("status")
     members = headmap.members(type_id)
-    top = headmap.top(type_id, 1)
-    best = f"{top[0]['name']} ({top[0]['score']:.2f})" if top else "—"
+    best = _best(headmap, type_id)
+    if status == "no_scores":
+        reason = headmap.probes.get(type_id, {}).get("unavailable", "its task does not fit this tokenizer")
+        return "not available", reason.rstrip(".")
     if record.get("verified"):
         shown = ", ".join(members[:6]) + (f" +{len(members) - 6}" if len(members) > 6 else "")
         return (
             "verified",
             f"{shown}; effect {record['effect']:.3g} vs random {record['random_mean']:.3g}, p={record['p_value']:.3g}",
         )
-    if members and record.get("status") == "not_verified":
+    if status == "not_verified":
         return "not verified", (
-            f"{len(members)} pattern members, best {best}; effect {record['effect']:.3g} vs random "
-            f"max {record['random_max']:.3g}, p={record['p_value']:.3g}"
+            f"{_plural(len(members), 'pattern member')}, best {best}; set effect {record['effect']:.3g} vs random"
+            f" max {record['random_max']:.3g}, p={record['p_value']:.3g}"
         )
     if not members:
-        return "not found", f"no head above threshold {headmap.head_types[type_id]['threshold']:g}; best {best}"
-    return record.get("status", "not checked"), f"{len(members)} members, best {best}"
+        threshold = headmap.head_types[type_id]["threshold"]
+        return "not found", f"no head scores {threshold:g} or more; best {best}"
+    if status == "too_many_members":
+        return "not tested", f"{_plural(len(members), 'member')} leave too few other heads for random sets; best {best}"
+    return "not checked", f"{_plural(len(members), 'member')}, best {best}"
+
+
+def _stage_order(headmaps: dict[str, HeadMap]) -> list[str]:
+    """Head types in survey-stage order (knowledge recalling → expression preparation), then by id."""
+    info = {t: d for hm in headmaps.values() for t, d in hm.head_types.items()}
+    return sorted(info, key=lambda t: (STAGES.index(info[t]["stage"]) if info[t]["stage"] in STAGES else 99, t))
 
 
 def render_readme(headmaps: dict[str, HeadMap]) -> str:
-    types = list(dict.fromkeys(t for hm in headmaps.values() for t in hm.head_types))
+    types = _stage_order(headmaps)
     lines = [
         "# The headatlas atlas",
         "",
         "Every head type headatlas knows, scanned and causally verified (`--verify`: the member set is ablated",
-        "and compared with 20 random head sets) on the zoo models, seed 0. Regenerate with",
+        "and compared with 20 random head sets of the same layers) on the zoo models, seed 0. Regenerate with",
         "`headatlas atlas build` (files here are byte-for-byte what that command writes).",
         "",
         "| model | layers x heads (KV) | architecture |",
@@ -71,23 +100,41 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
     for name, hm in headmaps.items():
         f = hm.facts
         lines.append(
-            f"| `{name}` ({ZOO[name].hub_id}) | {f.n_layers} x {f.n_heads} ({f.n_kv_heads}) | {f.architecture} |"
+            f"| `{name}` ({ZOO[name].hub_id if name in ZOO else f.name}) | {f.n_layers} x {f.n_heads}"
+            f" ({f.n_kv_heads}) | {f.architecture} |"
         )
-    lines += ["", "| head type | " + " | ".join(f"`{n}`" for n in headmaps) + " |",
+    lines += ["", "| head type (stage) | " + " | ".join(f"`{n}`" for n in headmaps) + " |",
               "|---|" + "---|" * len(headmaps)]  # fmt: skip
+    metrics: dict[str, tuple[str, list[str]]] = {}  # metric -> (description, the types it checks)
     for type_id in types:
         cells = []
+        stage = ""
         for hm in headmaps.values():
             if type_id not in hm.head_types:
                 cells.append("—")
                 continue
+            stage = hm.head_types[type_id]["stage"]
+            record = hm.verification.get(type_id, {})
+            if "metric" in record:
+                checks = metrics.setdefault(record["metric"], (record["metric_description"], []))[1]
+                checks.extend([type_id] if type_id not in checks else [])
             status, detail = _cell(hm, type_id)
             cells.append(f"**{status}**: {detail}")
-        lines.append(f"| `{type_id}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Heads are `L{layer}H{head}`, 0-based. Each model's folder has `report.html` (open it offline),",
-        "`headmap.csv` (one row per head x type, with `attribution` and `ablation_effect`) and `headmap.json`.",
+        "Heads are `L{layer}H{head}`, 0-based. *Effect* is the damage to the type's causal metric when the heads",
+        "are mean-ablated (positive = removing them hurts, in the metric's units); *random* is the same for the",
+        "random sets; *score* is the pattern or weights score the census thresholds. Stages follow the survey",
+        "taxonomy: KR knowledge recalling, ICI in-context identification, LR latent reasoning, EP expression",
+        "preparation.",
+        "",
+        "Causal metrics:",
+        "",
+        *[f"- `{name}` ({', '.join(checks)}): {text}" for name, (text, checks) in metrics.items()],
+        "",
+        "Each model's folder has `report.html` (open it offline), `headmap.csv` (one row per head x type, with",
+        "`attribution` and `ablation_effect`) and `headmap.json` (the verification records in full).",
     ]
     return "\n".join(lines) + "\n"
 

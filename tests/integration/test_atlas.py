@@ -21,9 +21,9 @@ def test_smollm2_atlas_is_reproducible_from_its_command(tmp_path):
         assert rebuilt == (ATLAS / "smollm2-135m" / name).read_bytes(), name
 
     def smollm2_cells(text: str) -> list[str]:
-        """The smollm2 column of the head-type table (the rows after its '| head type |' header)."""
+        """The smollm2 column of the head-type table (the rows after its "| head type" header)."""
         lines = text.splitlines()
-        header = next(i for i, line in enumerate(lines) if line.startswith("| head type |"))
+        header = next(i for i, line in enumerate(lines) if line.startswith("| head type"))
         return [line.split(" | ")[1] for line in lines[header + 2 :] if line.startswith("| `")]
 
     assert smollm2_cells(readme.read_text()) == smollm2_cells((ATLAS / "README.md").read_text())

@@ -11,6 +11,7 @@ steps of many heads run together as one batch ("settings": copy ``s`` of the bat
 from __future__ import annotations
 
 import copy
+import inspect
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ def equal_length(ids: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.tensor([list(s) for s in ids], dtype=torch.long)
 
 
+def _cache_name(model: Any) -> str:
+    """The KV-cache keyword of this transformers release: ``cache`` (5.24 on) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def run_prefix(loaded: LoadedModel, ids: torch.Tensor) -> Prefix:
     """Run ``ids[:, :-1]`` once and keep its KV cache (no intervention)."""
@@ -53,7 +59,12 @@ def run_prefix(loaded: LoadedModel, ids: torch.Tensor) -> Prefix:
         raise InvalidSettingError("a task prompt needs at least two tokens")
     ids = ids.to(loaded.device)
     out = loaded.model(input_ids=ids[:, :-1], use_cache=True, logits_to_keep=1)
-    return Prefix(cache=out.past_key_values, last=ids[:, -1:], length=int(ids.shape[1]), batch=int(ids.shape[0]))
+    return Prefix(
+        cache=getattr(out, _cache_name(loaded.model)),
+        last=ids[:, -1:],
+        length=int(ids.shape[1]),
+        batch=int(ids.shape[0]),
+    )
 
 
 def _settings_hook(
@@ -126,7 +137,8 @@ def sweep_last(
             taps = [PatternTap(rows, callback, layers=tap_layers)]
         try:
             with session(taps=taps, hooks=hooks):
-                out = loaded.model(input_ids=prefix.last.repeat(copies, 1), past_key_values=cache, use_cache=True)
+                step = {"input_ids": prefix.last.repeat(copies, 1), _cache_name(loaded.model): cache}
+                out = loaded.model(**step, use_cache=True)
         except _Stop:
             continue
         if reduce is not None:

@@ -317,6 +317,44 @@ def test_a_scan_reports_a_task_that_does_not_fit_the_tokenizer_instead_of_failin
 
 
 # -- causal metrics for verification ----------------------------------------------------------------------
+def test_counting_prompts_show_four_items_and_ask_for_the_fifth():
+    from headatlas.heads.successor import counting_prompts
+
+    tok = ByteTokenizer(300)  # bare form: only "1".."9" and "A".."Z" are single tokens
+    tasks = counting_prompts(tok)
+    assert [ids.shape for ids, _ in tasks] == [(5, 9), (22, 9)]  # digits 1-9 and letters: one prompt per window
+    letters, answers = tasks[1]
+    comma = tok.encode(",")[0]
+    assert letters[0].tolist() == [0, *[t for c in "ABCD" for t in (tok.encode(c)[0], comma)]]
+    assert answers.tolist() == [tok.encode(chr(ord("E") + i))[0] for i in range(22)]
+    words = WordTokenizer()  # space form: items follow each other with no separator
+    days, next_days = next((ids, a) for ids, a in counting_prompts(words) if ids.shape[0] == 3)  # 7 days
+    assert days[0].tolist() == [0, *words.encode(" Monday Tuesday Wednesday Thursday")]
+    assert next_days.tolist() == words.encode(" Friday Saturday Sunday")
+
+
+def test_a_metric_with_a_fit_step_reads_the_models_own_reply_token():
+    from headatlas.causal import ablate
+    from headatlas.causal.metrics import METRICS, probe_batches
+    from headatlas.heads.tasks import capture_run
+    from headatlas.probes import PROBES, ProbeSettings
+
+    loaded = tiny_llama("gqa")
+    metric = METRICS["safety_reply_logprob"]
+    raw = PROBES[metric.probe](loaded.tokenizer, ProbeSettings(), 0)
+    assert [float(b.extras["sign"]) for b in raw[:4]] == [1.0, -1.0, 1.0, -1.0]  # harmful, matched harmless, ...
+    assert all(int(b.extras["answer"]) == 0 for b in raw)  # a placeholder until the model is asked
+    fitted = probe_batches(loaded, metric, ProbeSettings(), 0)
+    for batch in fitted:
+        top = capture_run(loaded, batch.input_ids)["logits"].argmax(-1)
+        assert batch.extras["answer"].tolist() == top.tolist()
+    result = ablate(loaded, ["L1H0", "L1H1"], "safety_reply_logprob")
+    assert result.metric == "safety_reply_logprob" and result.clean == result.clean  # finite, not NaN
+    assert result.ablated != result.clean  # removing two of eight heads moves the reply
+    counting = ablate(loaded, ["L0H0"], "successor_logprob")
+    assert counting.clean < 0 and counting.effect == pytest.approx(counting.clean - counting.ablated)
+
+
 def test_task_types_have_registered_metrics_with_their_probes():
     from headatlas.causal.metrics import DEFAULT_METRIC, METRICS, metric_for
     from headatlas.probes import PROBES
@@ -327,10 +365,11 @@ def test_task_types_have_registered_metrics_with_their_probes():
         "s_inhibition": "ioi_logit_diff",
         "function_vector": "fv_answer_logprob",
         "semantic_induction": "relation_tail_logprob",
+        "successor": "successor_logprob",
+        "safety": "safety_reply_logprob",
     }
     for type_id, name in expected.items():
         assert DEFAULT_METRIC[type_id] == name and metric_for(type_id).probe in PROBES
-    assert "safety" not in DEFAULT_METRIC
     tok = WordTokenizer()
     batch = PROBES["ioi"](tok, None, 0)[0]
     logits = torch.randn(batch.input_ids.shape[0], 1, len(tok) + 10)

@@ -1,0 +1,42 @@
+"""The atlas README table: one row per head type in survey-stage order, a status per model, and numbers
+for every type that is not verified (best candidate, its score and its single-head ablation effect)."""
+
+from __future__ import annotations
+
+import re
+
+from headatlas.api import scan
+from headatlas.atlas import render_readme
+from headatlas.causal import VerifySettings
+from headatlas.heads.registry import STAGES
+from headatlas.testing.tiny import tiny_llama
+
+TYPES = ["induction", "previous_token", "sink", "name_mover", "successor"]
+
+
+def test_readme_table_reports_every_type_with_its_status_and_numbers():
+    loaded = tiny_llama("gqa")
+    quick = VerifySettings(top_n=2, max_exact_members=2, max_batch=48)
+    headmap = scan(loaded, head_types=TYPES, verify=True, verify_settings=quick)
+    text = render_readme({"tiny": headmap})
+    rows = {m.group(1): m.group(3) for m in re.finditer(r"^\| `(\w+)` \((\w+)\) \| (.*) \|$", text, re.M)}
+    assert set(rows) == set(TYPES)
+    stages = [headmap.head_types[t]["stage"] for t in rows]
+    assert stages == sorted(stages, key=STAGES.index)  # knowledge recalling first, expression preparation last
+    # a byte tokenizer has no single-token names: the IOI type says why instead of showing numbers
+    assert rows["name_mover"].startswith("**not available**: IOI needs at least 4 names")
+    for type_id, cell in rows.items():
+        status = re.match(r"\*\*([a-z ]+)\*\*: ", cell)
+        assert status and status.group(1) in {"verified", "not verified", "not found", "not available"}, cell
+        if status.group(1) in ("not verified", "not found"):
+            best = re.search(r"best (L\d+H\d+) \(score (-?[\d.]+), ablated alone (-?[\d.e+-]+)\)", cell)
+            assert best, cell
+            record = headmap.verification[type_id]
+            effects = dict(zip(record["per_head"]["exact_heads"], record["per_head"]["exact_effects"], strict=True))
+            assert f"{effects[best.group(1)]:.3g}" == best.group(3)
+            assert best.group(1) == headmap.top(type_id, 1)[0]["name"]
+    listed = dict(re.findall(r"^- `(\w+)` \(([\w, ]+)\): ", text, re.M))  # causal metric -> the types it checks
+    for type_id in set(TYPES) - {"name_mover"}:
+        assert type_id in listed[headmap.verification[type_id]["metric"]].split(", ")
+    assert "name_mover" not in ", ".join(listed.values())
+    assert "1 pattern members" not in text and f"| `tiny` ({headmap.facts.name}) | 2 x 4 (2) |" in text
