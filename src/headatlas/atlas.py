@@ -85,6 +85,38 @@ def _stage_order(headmaps: dict[str, HeadMap]) -> list[str]:
     return sorted(info, key=lambda t: (STAGES.index(info[t]["stage"]) if info[t]["stage"] in STAGES else 99, t))
 
 
+UPSTREAM_TYPES = ("duplicate_token", "induction", "previous_token")
+
+
+def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
+    """The IOI roles of the heads upstream of S-inhibition, each tagged with the pattern types it belongs to."""
+    lines = []
+    for name, hm in headmaps.items():
+        roles = next((info["roles"] for info in hm.probes.values() if "roles" in info), None)
+        if roles is None:
+            continue
+        member_of = {t: set(hm.members(t)) for t in UPSTREAM_TYPES if t in hm.head_types}
+        for role, where in (("s2_signal", "at S2"), ("s1_next_signal", "at S1+1")):
+            shown = []
+            for head, value in roles[role].items():
+                tags = [t for t, members in member_of.items() if head in members]
+                shown.append(f"{head} {value:.2f}" + (f" ({', '.join(tags)})" if tags else ""))
+            lines.append(f"| `{name}` | {where} | {'; '.join(shown)} |")
+    if not lines:
+        return []
+    return [
+        "",
+        "IOI roles upstream of S-inhibition (Wang et al. 2023): the drop of the logit difference IO - S when one",
+        "head's output at the second mention of S is taken from the ABC prompt, or its output at the token after",
+        "the first S from a prompt whose first S is another name; the strongest heads, with the pattern types",
+        "they belong to. Duplicate-token and induction heads should lead at S2, previous-token heads at S1+1.",
+        "",
+        "| model | position | strongest heads (drop in logits) |",
+        "|---|---|---|",
+        *lines,
+    ]
+
+
 def render_readme(headmaps: dict[str, HeadMap]) -> str:
     types = _stage_order(headmaps)
     lines = [
@@ -121,6 +153,7 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
             status, detail = _cell(hm, type_id)
             cells.append(f"**{status}**: {detail}")
         lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")
+    lines += _ioi_roles(headmaps)
     lines += [
         "",
         "Heads are `L{layer}H{head}`, 0-based. *Effect* is the damage to the type's causal metric when the heads",

@@ -22,6 +22,17 @@ One run on the IOI prompt set (:mod:`headatlas.probes.ioi`) measures, per head:
   are not frozen, so indirect routes to the same queries count too. Heads in or above the top
   receiver's layer cannot reach it and score 0.
 
+* ``s2_signal`` / ``s1_next_signal``: the IOI roles of the heads upstream of S-inhibition. Wang et al.
+  find duplicate-token and induction heads writing "S appeared before" at the second mention of S, and
+  previous-token heads writing "S came just before" at the token after S1, where induction heads read it.
+  For each head, its output at S2 is patched from the ABC run (where the name at S2 is new), or its
+  output at S1+1 from a run whose first S is swapped for the third name; the score is the drop of the
+  logit difference at the end. Only one position of one head changes, and positions before it are
+  untouched, so the prompt is cached up to that position and only the rest is re-run. To keep a scan
+  quick these run on the first prompt of each template, S2 senders only below the top name mover's layer
+  and S1+1 senders only below the top S2 head's layer (a signal cannot reach an earlier layer); heads
+  outside those ranges score 0.
+
 Runs once per (model, prompts, seed) and is shared by the three types through :func:`ioi_result`.
 Cost in a default scan: 16 clean/ABC prompt pairs (2 forward passes each, 15-19 tokens), then one
 last-token step per sender head and prompt, each stopped after the top receiver's layer.
@@ -39,9 +50,11 @@ from ..probes import ioi as ioi_probe
 from .tasks import HeadRef, all_heads, capture_run, direct_effects, memoised, run_prefix, sweep_last
 
 N_RECEIVERS = 3
+"""Name movers whose queries S-inhibition is measured on: the strongest by direct effect."""
 ATTN_MIN = 0.1
 """A name mover (or negative name mover) must put at least this much end-position attention on IO."""
-"""Name movers whose queries S-inhibition is measured on: the strongest by direct effect."""
+N_ROLE_HEADS = 5
+"""Heads listed per upstream role (S2 signal, S1+1 signal) in the probe info."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class IOIResult:
     attn_io: torch.Tensor  # [L, H] mean attention end -> IO (clean)
     attn_s: torch.Tensor  # [L, H] mean attention end -> S1 + S2 (clean)
     s_inhibition: torch.Tensor  # [L, H] mean drop of the receivers' IO-vs-S attention log-odds
+    s2_signal: torch.Tensor  # [L, H] mean drop of IO - S when the head's S2 output comes from the ABC run
+    s1_next_signal: torch.Tensor  # [L, H] … when its S1+1 output comes from a run with S1 swapped
     receivers: tuple[HeadRef, ...]
     n_prompts: int
     info: dict[str, Any]
@@ -115,6 +130,7 @@ def run_ioi(
     order = torch.argsort(-gated.flatten(), stable=True).tolist()
     receivers = tuple((i // n_heads, i % n_heads) for i in order[:n_receivers] if float(gated.flatten()[i]) > 0)
     s_inh = _s_inhibition(loaded, data, corrupted_heads, receivers)
+    s2_signal, s1_next_signal = _upstream_roles(loaded, data, receivers)
     info = {
         **data.info,
         "logit_diff_clean": round(ld_clean / n, 6),
@@ -125,7 +141,66 @@ def run_ioi(
     info["direct_without_io_attention"] = {
         f"L{layer}H{head}": round(float(direct[layer, head]), 4) for layer, head in strong_elsewhere.nonzero().tolist()
     }
-    return IOIResult(direct.float(), gated, attn_io.float(), attn_s.float(), s_inh, receivers, n, info)
+    info["roles"] = {
+        "s2_signal": _top(s2_signal),
+        "s1_next_signal": _top(s1_next_signal),
+        "how": "drop of IO - S (logits) when one head's output at S2 (from the ABC run) or at S1+1 (from a run"
+        " with S1 swapped for the third name) is patched in; the strongest heads",
+    }
+    return IOIResult(
+        direct.float(), gated, attn_io.float(), attn_s.float(), s_inh, s2_signal, s1_next_signal, receivers, n, info
+    )
+
+
+def _top(score: torch.Tensor, k: int = N_ROLE_HEADS) -> dict[str, float]:
+    order = torch.argsort(-score.flatten(), stable=True)[:k].tolist()
+    n_heads = score.shape[1]
+    return {f"L{i // n_heads}H{i % n_heads}": round(float(score.flatten()[i]), 4) for i in order}
+
+
+def _position_patch(loaded: LoadedModel, clean: torch.Tensor, source: torch.Tensor, position: int,
+                    io: torch.Tensor, s: torch.Tensor, below: int) -> torch.Tensor:  # fmt: skip
+    """``[L, H]`` drop of IO - S summed over the prompts when the output at ``position`` (one for the whole
+    batch) of each head in layers ``< below`` is taken from the ``source`` prompts' run; 0 elsewhere."""
+    n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
+    score = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    heads = all_heads(n_layers, n_heads, below=below)
+    if not heads:
+        return score
+    source_heads = capture_run(loaded, source[:, : position + 1])["heads"]  # outputs at ``position``
+    pick = torch.arange(clean.shape[0])
+
+    def logit_diff(logits: torch.Tensor) -> torch.Tensor:  # [S, B, V] -> [S, B]
+        logits = logits.cpu()
+        return logits[:, pick, io] - logits[:, pick, s]
+
+    prefix = run_prefix(loaded, clean, position)
+    diffs = sweep_last(loaded, prefix, [None, *heads], source_heads.__getitem__, logit_diff)
+    for (layer, head), value in zip(heads, (diffs[0:1] - diffs[1:]).sum(-1).tolist(), strict=True):
+        score[layer, head] = value
+    return score
+
+
+def _upstream_roles(
+    loaded: LoadedModel, data: ioi_probe.IOISet, receivers: tuple[HeadRef, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``s2_signal``, ``s1_next_signal``), each ``[L, H]`` averaged over the first prompt of each template."""
+    n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
+    first = torch.arange(1)
+    s2 = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    s2_below = max((layer for layer, _ in receivers), default=n_layers)
+    for g in data.groups:
+        s2_pos = int(g.s2_pos[0])
+        s2 += _position_patch(loaded, g.clean[first], g.corrupt[first], s2_pos, g.io[first], g.s[first], s2_below)
+    top = int(torch.argmax(s2.flatten()))
+    s1_below = top // n_heads if float(s2.flatten()[top]) > 0 else n_layers
+    s1_next = torch.zeros_like(s2)
+    for g in data.groups:
+        s1_pos = int(g.s1_pos[0])
+        swapped = g.clean[first].clone()
+        swapped[0, s1_pos] = g.corrupt[0, g.s2_pos[0]]  # the third name in S1's place
+        s1_next += _position_patch(loaded, g.clean[first], swapped, s1_pos + 1, g.io[first], g.s[first], s1_below)
+    return (s2 / len(data.groups)).float(), (s1_next / len(data.groups)).float()
 
 
 def _s_inhibition(

@@ -31,10 +31,10 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Prefix:
-    """A batch of equal-length prompts run up to (not including) the last token, with its KV cache."""
+    """A batch of equal-length prompts run up to (not including) one position, with its KV cache."""
 
     cache: Any
-    last: torch.Tensor  # [B, 1] the last token of each prompt
+    rest: torch.Tensor  # [B, k] the tokens from that position to the end (k = 1: the last token)
     length: int  # full prompt length T
     batch: int
 
@@ -53,15 +53,16 @@ def _cache_name(model: Any) -> str:
 
 
 @torch.no_grad()
-def run_prefix(loaded: LoadedModel, ids: torch.Tensor) -> Prefix:
-    """Run ``ids[:, :-1]`` once and keep its KV cache (no intervention)."""
-    if ids.shape[1] < 2:
-        raise InvalidSettingError("a task prompt needs at least two tokens")
+def run_prefix(loaded: LoadedModel, ids: torch.Tensor, position: int = -1) -> Prefix:
+    """Run ``ids[:, :position]`` once and keep its KV cache (no intervention); default: all but the last token."""
+    position = position % ids.shape[1] if position < 0 else position
+    if not 0 < position < ids.shape[1]:
+        raise InvalidSettingError(f"a task prompt needs tokens before and at position {position}")
     ids = ids.to(loaded.device)
-    out = loaded.model(input_ids=ids[:, :-1], use_cache=True, logits_to_keep=1)
+    out = loaded.model(input_ids=ids[:, :position], use_cache=True, logits_to_keep=1)
     return Prefix(
         cache=getattr(out, _cache_name(loaded.model)),
-        last=ids[:, -1:],
+        rest=ids[:, position:],
         length=int(ids.shape[1]),
         batch=int(ids.shape[0]),
     )
@@ -70,7 +71,8 @@ def run_prefix(loaded: LoadedModel, ids: torch.Tensor) -> Prefix:
 def _settings_hook(
     heads: Sequence[HeadRef | None], values: Callable[[int], torch.Tensor | None], batch: int
 ) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
-    """Lens hook for a one-token step: in copy ``s`` replace head ``heads[s]`` by ``values(layer)[:, head]``."""
+    """Lens hook for a step from a prefix: in copy ``s`` replace head ``heads[s]``'s output at the step's first
+    position by ``values(layer)[:, head]``."""
     by_layer: dict[int, list[tuple[int, int]]] = {}
     for s, ref in enumerate(heads):
         if ref is not None:
@@ -88,7 +90,7 @@ def _settings_hook(
             source = source[None]
         new = out.clone()
         for s, head in todo:
-            new[s * batch : (s + 1) * batch, -1, head] = source[:, head]
+            new[s * batch : (s + 1) * batch, 0, head] = source[:, head]
         return new
 
     return hook
@@ -106,11 +108,11 @@ def sweep_last(
     on_probs: Callable[[int, int, torch.Tensor], None] | None = None,
     max_rows: int = 512,
 ) -> torch.Tensor:
-    """For each setting (a head, or ``None`` for no intervention), replace that head's output at the last
-    position by ``values(layer)`` ([B, H, D]) and step the last token from the cache: ``reduce`` of the
-    logits, stacked ``[S, B, ...]``.
+    """For each setting (a head, or ``None`` for no intervention), replace that head's output at the prefix's
+    position (the last one unless :func:`run_prefix` was given another) by ``values(layer)`` ([B, H, D]) and
+    step the rest of the prompt from the cache: ``reduce`` of the last position's logits, stacked ``[S, B, ...]``.
 
-    With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the last
+    With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the patched
     position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
     only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
     unembedding) and the result is empty.
@@ -121,12 +123,12 @@ def sweep_last(
         chunk = list(heads[start : start + per_pass])
         copies = len(chunk)
         cache = copy.deepcopy(prefix.cache)
-        index = torch.arange(prefix.batch, device=prefix.last.device).repeat(copies)
+        index = torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies)
         cache.batch_select_indices(index)
         hooks = [_settings_hook(chunk, values, prefix.batch)]
         taps = []
         if tap_layers is not None and on_probs is not None:
-            rows = torch.zeros(copies * prefix.batch, 1, dtype=torch.long, device=prefix.last.device)
+            rows = torch.zeros(copies * prefix.batch, 1, dtype=torch.long, device=prefix.rest.device)
 
             def callback(layer: int, probs: torch.Tensor, start: int = start) -> None:
                 assert on_probs is not None and tap_layers is not None
@@ -137,8 +139,8 @@ def sweep_last(
             taps = [PatternTap(rows, callback, layers=tap_layers)]
         try:
             with session(taps=taps, hooks=hooks):
-                step = {"input_ids": prefix.last.repeat(copies, 1), _cache_name(loaded.model): cache}
-                out = loaded.model(**step, use_cache=True)
+                step = {"input_ids": prefix.rest.repeat(copies, 1), _cache_name(loaded.model): cache}
+                out = loaded.model(**step, use_cache=True, logits_to_keep=1)
         except _Stop:
             continue
         if reduce is not None:

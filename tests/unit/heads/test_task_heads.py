@@ -102,15 +102,17 @@ def test_word_tokenizer_uses_space_prefixed_names_and_probe_batches_carry_answer
 
 
 # -- machinery --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("position", [-1, 4], ids=["last", "middle"])
 @pytest.mark.parametrize("make", [lambda: tiny_llama("gqa"), lambda: tiny_gemma3()], ids=["llama-gqa", "gemma3"])
-def test_last_position_sweep_matches_full_forward_patching(make):
+def test_sweep_from_a_cached_prefix_matches_full_forward_patching(make, position):
     loaded = make()
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(2, 200, (3, 11), generator=gen)
     n_heads, head_dim = loaded.facts.n_heads, loaded.facts.head_dim
     source = torch.randn(loaded.facts.n_layers, 3, n_heads, head_dim, generator=gen)
     settings = [None, (0, 1), (1, 3)]
-    swept = sweep_last(loaded, run_prefix(loaded, ids), settings, source.__getitem__, lambda lg: lg)
+    prefix = run_prefix(loaded, ids, position)
+    swept = sweep_last(loaded, prefix, settings, source.__getitem__, lambda lg: lg)
     assert swept.shape == (3, 3, loaded.facts.vocab_size)
     clean = capture_run(loaded, ids)["logits"]
     torch.testing.assert_close(swept[0], clean, atol=1e-4, rtol=1e-4)
@@ -120,13 +122,14 @@ def test_last_position_sweep_matches_full_forward_patching(make):
             if at != layer:
                 return None
             new = out.clone()
-            new[:, -1, head] = source[layer][:, head]
+            new[:, position, head] = source[layer][:, head]
             return new
 
         with torch.no_grad(), session(hooks=[hook]):
             full = loaded.model(input_ids=ids).logits[:, -1]
         torch.testing.assert_close(swept[s], full, atol=1e-4, rtol=1e-4)
-        assert float((swept[s] - swept[0]).abs().max()) > 1e-4  # the patch did something
+        if position == -1 or layer < loaded.facts.n_layers - 1:  # a last-layer head cannot reach a later position
+            assert float((swept[s] - swept[0]).abs().max()) > 1e-4  # the patch did something
 
 
 def test_attention_only_sweep_stops_early_and_reports_probs():
@@ -196,6 +199,39 @@ def test_ioi_scores_have_the_model_shape_are_finite_and_deterministic():
         top = max(layer for layer, _ in first.receivers)
         assert bool((first.s_inhibition[top:] == 0).all())
     assert first.info["n_prompts"] == 6 and first.info["name_form"] == "bare"
+
+
+def test_ioi_upstream_roles_are_single_position_patches_of_the_logit_difference():
+    loaded = tiny_llama("full", layers=3)
+    result = run_ioi(loaded, n_prompts=8, seed=0, names=LETTERS)
+    data = ioi.build(loaded.tokenizer, 8, 0, LETTERS)
+    assert result.s2_signal.shape == result.s1_next_signal.shape == (3, 4)
+    assert set(result.info["roles"]) == {"s2_signal", "s1_next_signal", "how"}
+    assert len(result.info["roles"]["s2_signal"]) == 5
+    # brute force for one head: patch its S2 output from the ABC prompt, full forward passes, first prompts
+    layer, head = 0, 2
+    drops = []
+    for g in data.groups:
+        clean, corrupt, s2 = g.clean[:1], g.corrupt[:1], int(g.s2_pos[0])
+        source = capture_run(loaded, corrupt[:, : s2 + 1])["heads"][layer]
+
+        def hook(at: int, out: torch.Tensor, source: torch.Tensor = source, s2: int = s2) -> torch.Tensor | None:
+            if at != layer:
+                return None
+            new = out.clone()
+            new[:, s2, head] = source[:, head]
+            return new
+
+        with torch.no_grad():
+            plain = loaded.model(input_ids=clean).logits[0, -1]
+            with session(hooks=[hook]):
+                patched = loaded.model(input_ids=clean).logits[0, -1]
+        io, s = int(g.io[0]), int(g.s[0])
+        drops.append(float(plain[io] - plain[s]) - float(patched[io] - patched[s]))
+    receivers_top = max((r[0] for r in result.receivers), default=3)
+    expected = sum(drops) / len(drops) if layer < receivers_top else 0.0
+    assert float(result.s2_signal[layer, head]) == pytest.approx(expected, abs=1e-4)
+    assert bool((result.s2_signal[receivers_top:] == 0).all())
 
 
 def test_ioi_logit_difference_is_io_minus_s_of_the_model_itself():
