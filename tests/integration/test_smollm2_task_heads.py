@@ -61,3 +61,21 @@ def test_semantic_induction_scores_on_smollm2_are_finite_and_deterministic(smoll
     assert first.shape == (30, 9) and count == 8 and info["n_templates"] == 4
     assert bool(first.isfinite().all()) and torch.equal(first, again)
     assert float(first.max()) > 0  # some head attends to the related word and raises its partner
+
+
+def test_ioi_roles_on_smollm2_fall_to_the_pattern_types_wang_et_al_name(smollm2):
+    """At S2 the strongest heads are duplicate-token or induction heads; at S1+1 a previous-token head leads."""
+    from headatlas.census import ScanSettings, run_census
+
+    result = run_ioi(smollm2, seed=0)
+    upstream = ("duplicate_token", "induction", "previous_token")
+    census = run_census(smollm2, ScanSettings(seed=0, head_types=upstream))
+    members = {t: set(census.members(t)) for t in upstream}
+    s2_top = list(result.info["roles"]["s2_signal"])
+    s1_next_top = list(result.info["roles"]["s1_next_signal"])
+    assert s2_top[0] in members["induction"] | members["duplicate_token"]
+    assert s1_next_top[0] in members["previous_token"]
+    median = float(result.s2_signal.flatten().median())
+    for head in members["duplicate_token"]:  # every duplicate-token head carries some of the S2 signal
+        layer, index = (int(x) for x in head[1:].split("H"))
+        assert float(result.s2_signal[layer, index]) > median

@@ -47,7 +47,7 @@ def equal_length(ids: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.tensor([list(s) for s in ids], dtype=torch.long)
 
 
-def _cache_name(model: Any) -> str:
+def cache_keyword(model: Any) -> str:
     """The KV-cache keyword of this transformers release: ``cache`` (5.24 on) or ``past_key_values``."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -61,7 +61,7 @@ def run_prefix(loaded: LoadedModel, ids: torch.Tensor, position: int = -1) -> Pr
     ids = ids.to(loaded.device)
     out = loaded.model(input_ids=ids[:, :position], use_cache=True, logits_to_keep=1)
     return Prefix(
-        cache=getattr(out, _cache_name(loaded.model)),
+        cache=getattr(out, cache_keyword(loaded.model)),
         rest=ids[:, position:],
         length=int(ids.shape[1]),
         batch=int(ids.shape[0]),
@@ -139,7 +139,7 @@ def sweep_last(
             taps = [PatternTap(rows, callback, layers=tap_layers)]
         try:
             with session(taps=taps, hooks=hooks):
-                step = {"input_ids": prefix.rest.repeat(copies, 1), _cache_name(loaded.model): cache}
+                step = {"input_ids": prefix.rest.repeat(copies, 1), cache_keyword(loaded.model): cache}
                 out = loaded.model(**step, use_cache=True, logits_to_keep=1)
         except _Stop:
             continue

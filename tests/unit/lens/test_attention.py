@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from headatlas.heads.tasks import cache_keyword
 from headatlas.lens import LENS_NAME, PatternTap, is_installed, session
 from headatlas.testing.tiny import tiny_gemma3, tiny_llama
 
@@ -135,9 +136,10 @@ def test_tap_layers_filter_and_decoding_step():
     ids = torch.randint(2, 300, (1, 9))
     got: dict[int, torch.Tensor] = {}
     with torch.no_grad():
-        cache = loaded.model(ids[:, :8], use_cache=True).past_key_values
+        keyword = cache_keyword(loaded.model)  # "cache" from transformers 5.24, "past_key_values" before
+        cache = getattr(loaded.model(ids[:, :8], use_cache=True), keyword)
         with session(taps=[PatternTap(torch.tensor([[0]]), got.__setitem__, layers=frozenset({1}))]):
-            loaded.model(ids[:, 8:], past_key_values=cache)
+            loaded.model(ids[:, 8:], **{keyword: cache})
     _, ref_attn = eager_attentions(loaded, ids)
     assert list(got) == [1]
     torch.testing.assert_close(got[1][0, :, 0], ref_attn[1][0, :, 8], atol=1e-6, rtol=1e-5)
