@@ -12,8 +12,8 @@ as inside a sentence, or bare) that keeps more items; dropped items are counted 
 info, and a pair counts only when both of its items were kept. Fewer than ``MIN_PAIRS`` pairs in all
 is an error.
 
-Causal check (``successor_logprob``): prompts that count through a task ("<BOS> Monday Tuesday Wednesday
-Thursday" -> " Friday"; bare forms are comma-separated, "1,2,3,4," -> "5"); removing successor heads
+Causal check (``successor_logprob``): comma-separated lists that count through a task ("<BOS> Monday,
+Tuesday, Wednesday, Thursday," -> " Friday"; bare forms "1,2,3,4," -> "5"); removing successor heads
 should lower log P(next item), the incrementation behaviour Gould et al. ablate.
 """
 
@@ -111,7 +111,7 @@ def counting_prompts(tokenizer: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     window (every start whose window is all single tokens)."""
     out = []
     for task in build_tasks(tokenizer):
-        separator = [] if task.form == "space" else encode(tokenizer, ",")
+        separator = encode(tokenizer, ",")  # a list reads naturally; without commas models rarely continue it
         ids, answers = [], []
         for start in range(len(task.token_ids) - CONTEXT_ITEMS):
             window = task.token_ids[start : start + CONTEXT_ITEMS + 1]

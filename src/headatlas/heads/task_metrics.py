@@ -7,7 +7,7 @@
   push: removing them should *raise* IO - S, i.e. lower this metric.
 * ``function_vector``: ``fv_answer_logprob`` = log P(answer) on clean 10-shot prompts of the in-context tasks.
 * ``semantic_induction``: ``relation_tail_logprob`` = log P(tail) where a relation's tail is due.
-* ``successor``: ``successor_logprob`` = log P(next item) after four items of an ordinal sequence.
+* ``successor``: ``successor_logprob`` = log P(next item) after four items of a comma-separated ordinal list.
 * ``safety``: ``safety_reply_logprob`` = log P(the model's own clean first reply token), signed +1 on
   harmful requests and -1 on the matched harmless ones: removing safety heads should shake the reply to
   harmful requests more than to harmless ones. A one-token proxy: whether the model still *refuses*
@@ -136,8 +136,8 @@ _NEW_METRICS = (
     Metric(
         name="successor_logprob",
         description=(
-            "log P(next item) after four items of an ordinal sequence (' Monday Tuesday Wednesday Thursday' ->"
-            " ' Friday', '1,2,3,4,' -> '5'); successor heads raise it (Gould et al. 2023)."
+            "log P(next item) after four items of a comma-separated ordinal list (' Monday, Tuesday, Wednesday,"
+            " Thursday,' -> ' Friday'; '1,2,3,4,' -> '5'); successor heads raise it (Gould et al. 2023)."
         ),
         probe=COUNTING_PROBE,
         higher_is_better=True,

@@ -363,9 +363,9 @@ def test_counting_prompts_show_four_items_and_ask_for_the_fifth():
     comma = tok.encode(",")[0]
     assert letters[0].tolist() == [0, *[t for c in "ABCD" for t in (tok.encode(c)[0], comma)]]
     assert answers.tolist() == [tok.encode(chr(ord("E") + i))[0] for i in range(22)]
-    words = WordTokenizer()  # space form: items follow each other with no separator
+    words = WordTokenizer()  # space form: " Monday" is one token
     days, next_days = next((ids, a) for ids, a in counting_prompts(words) if ids.shape[0] == 3)  # 7 days
-    assert days[0].tolist() == [0, *words.encode(" Monday Tuesday Wednesday Thursday")]
+    assert days[0].tolist() == [0, *words.encode(" Monday, Tuesday, Wednesday, Thursday,")]
     assert next_days.tolist() == words.encode(" Friday Saturday Sunday")
 
 
