@@ -8,6 +8,7 @@ with its numbers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -85,6 +86,14 @@ def _stage_order(headmaps: dict[str, HeadMap]) -> list[str]:
     return sorted(info, key=lambda t: (STAGES.index(info[t]["stage"]) if info[t]["stage"] in STAGES else 99, t))
 
 
+INSTRUCT_ONLY = ("safety",)  # Ships et al. look for heads that make a chat model refuse
+
+
+def _is_instruct(name: str, headmap: HeadMap) -> bool:
+    source = ZOO[name].hub_id if name in ZOO else headmap.facts.name
+    return re.search(r"instruct|chat|-it\b", source, re.IGNORECASE) is not None
+
+
 UPSTREAM_TYPES = ("duplicate_token", "induction", "previous_token")
 
 
@@ -141,7 +150,7 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
     for type_id in types:
         cells = []
         stage = ""
-        for hm in headmaps.values():
+        for name, hm in headmaps.items():
             if type_id not in hm.head_types:
                 cells.append("—")
                 continue
@@ -151,6 +160,8 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
                 checks = metrics.setdefault(record["metric"], (record["metric_description"], []))[1]
                 checks.extend([type_id] if type_id not in checks else [])
             status, detail = _cell(hm, type_id)
+            if type_id in INSTRUCT_ONLY and not _is_instruct(name, hm):
+                detail += " (a base model: the type is defined on instruct models, so this is a control)"
             cells.append(f"**{status}**: {detail}")
         lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")
     lines += _ioi_roles(headmaps)

@@ -11,7 +11,7 @@ from headatlas.causal import VerifySettings
 from headatlas.heads.registry import STAGES
 from headatlas.testing.tiny import tiny_llama
 
-TYPES = ["induction", "previous_token", "sink", "name_mover", "successor"]
+TYPES = ["induction", "previous_token", "sink", "name_mover", "successor", "safety"]
 
 
 def test_readme_table_reports_every_type_with_its_status_and_numbers():
@@ -39,4 +39,5 @@ def test_readme_table_reports_every_type_with_its_status_and_numbers():
     for type_id in set(TYPES) - {"name_mover"}:
         assert type_id in listed[headmap.verification[type_id]["metric"]].split(", ")
     assert "name_mover" not in ", ".join(listed.values())
+    assert rows["safety"].endswith("(a base model: the type is defined on instruct models, so this is a control)")
     assert "1 pattern members" not in text and f"| `tiny` ({headmap.facts.name}) | 2 x 4 (2) |" in text
