@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..causal.metrics import DEFAULT_METRIC, METRICS, Metric
+from ..causal.metrics import DEFAULT_METRIC, METRICS, FitFn, Metric, ValueFn
 from ..models.loader import LoadedModel
 from ..probes import PROBES, ProbeBatch, ProbeSettings, fv_tasks
 from ..probes import ioi as ioi_probe
@@ -84,77 +84,68 @@ def _reversed_logit_diff(logits: torch.Tensor, batch: ProbeBatch, rows: torch.Te
 
 
 _LAST = METRICS["logit_diff"].rows
+_ANSWER_LOGPROB = METRICS["answer_logprob"].value
+
+
+def _at_last(name: str, description: str, probe: str, value: ValueFn = _ANSWER_LOGPROB,
+             needs: tuple[str, ...] = ("answer",), fit: FitFn | None = None) -> Metric:  # fmt: skip
+    """A metric read at the last position of its probe's prompts, higher = the model does the task better."""
+    return Metric(name, description, probe, higher_is_better=True, rows=_LAST, value=value, needs=needs, fit=fit)
+
+
 _NEW_METRICS = (
-    Metric(
-        name="ioi_logit_diff",
-        description=(
+    _at_last(
+        "ioi_logit_diff",
+        (
             "logit(IO) - logit(S) at the end of clean IOI prompts ('When Mary and John went to the store, John"
             " gave a drink to' -> Mary); name movers and S-inhibition heads raise it (Wang et al. 2023)."
         ),
-        probe=ioi_probe.PROBE_ID,
-        higher_is_better=True,
-        rows=_LAST,
+        ioi_probe.PROBE_ID,
         value=METRICS["logit_diff"].value,
         needs=("answer", "wrong"),
     ),
-    Metric(
-        name="ioi_logit_diff_reversed",
-        description=(
+    _at_last(
+        "ioi_logit_diff_reversed",
+        (
             "logit(S) - logit(IO) on clean IOI prompts: negative name movers push this way, so removing them"
             " should lower it (raise IO - S)."
         ),
-        probe=ioi_probe.PROBE_ID,
-        higher_is_better=True,
-        rows=_LAST,
+        ioi_probe.PROBE_ID,
         value=_reversed_logit_diff,
         needs=("answer", "wrong"),
     ),
-    Metric(
-        name="fv_answer_logprob",
-        description=(
+    _at_last(
+        "fv_answer_logprob",
+        (
             "log P(answer) after 10-shot demonstrations of an in-context task (antonyms, capitals, upper case,"
             " next item); function-vector heads carry the task to the answer (Todd et al. 2024)."
         ),
-        probe=FV_PROBE,
-        higher_is_better=True,
-        rows=_LAST,
-        value=METRICS["answer_logprob"].value,
-        needs=("answer",),
+        FV_PROBE,
     ),
-    Metric(
-        name="relation_tail_logprob",
-        description=(
+    _at_last(
+        "relation_tail_logprob",
+        (
             "log P(tail) where a relation's tail is due after its head word ('The opposite of the word hot is"
             " the word' -> cold); semantic induction heads raise it (Ren et al. 2024)."
         ),
-        probe=RELATION_PROBE,
-        higher_is_better=True,
-        rows=_LAST,
-        value=METRICS["answer_logprob"].value,
-        needs=("answer",),
+        RELATION_PROBE,
     ),
-    Metric(
-        name="successor_logprob",
-        description=(
+    _at_last(
+        "successor_logprob",
+        (
             "log P(next item) after four items of a comma-separated ordinal list (' Monday, Tuesday, Wednesday,"
             " Thursday,' -> ' Friday'; '1,2,3,4,' -> '5'); successor heads raise it (Gould et al. 2023)."
         ),
-        probe=COUNTING_PROBE,
-        higher_is_better=True,
-        rows=_LAST,
-        value=METRICS["answer_logprob"].value,
-        needs=("answer",),
+        COUNTING_PROBE,
     ),
-    Metric(
-        name="safety_reply_logprob",
-        description=(
+    _at_last(
+        "safety_reply_logprob",
+        (
             "log P(the model's own clean first reply token) on harmful requests, minus the same on matched"
             " harmless ones (per request, signed +1 / -1, averaged): safety heads should move the reply to"
             " harmful requests more (Zhou et al. 2024). A one-token proxy, not a judged refusal rate."
         ),
-        probe=SAFETY_PROBE,
-        higher_is_better=True,
-        rows=_LAST,
+        SAFETY_PROBE,
         value=_signed_logprob,
         needs=("answer", "sign"),
         fit=fit_reply_tokens,
