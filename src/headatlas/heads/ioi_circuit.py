@@ -36,8 +36,8 @@ One run on the IOI prompt set (:mod:`headatlas.probes.ioi`) measures, per head:
 Runs once per (model, prompts, seed) and is shared by the three types through :func:`ioi_result`.
 Cost in a default scan: 16 clean/ABC prompt pairs (2 forward passes each, 15-19 tokens), then one
 last-token step per sender head and prompt, each stopped after the top receiver's layer; the upstream
-roles add one re-run of the prompt's tail per head and template (about a minute for SmolLM2-135M on two
-CPU cores, where the whole IOI run takes about 80 s).
+roles add one re-run of the prompt's tail per head below the cut and template (the whole IOI run, roles
+included, took 83 s for SmolLM2-135M on two CPU cores).
 """
 
 from __future__ import annotations
