@@ -107,7 +107,7 @@ def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
         member_of = {t: set(hm.members(t)) for t in UPSTREAM_TYPES if t in hm.head_types}
         for role, where in (("s2_signal", "at S2"), ("s1_next_signal", "at S1+1")):
             shown = []
-            for head, value in roles[role].items():
+            for head, value in sorted(roles[role].items(), key=lambda item: -item[1]):  # JSON keeps keys sorted
                 tags = [t for t, members in member_of.items() if head in members]
                 shown.append(f"{head} {value:.2f}" + (f" ({', '.join(tags)})" if tags else ""))
             lines.append(f"| `{name}` | {where} | {'; '.join(shown)} |")
