@@ -27,3 +27,15 @@ def test_gguf_file_and_local_directory_give_the_zoo_model(smollm2):
     by_dir = load_model(str(converted))
     assert by_dir.facts.source == "local" and by_dir.facts.n_layers == 30
     torch.testing.assert_close(logits(by_dir, ids), expected, atol=0, rtol=0)
+
+
+def test_first_gguf_conversion_prints_no_progress_bar(tmp_path, monkeypatch, capfd):
+    """Dequantising a GGUF file (first load) keeps transformers' own progress bars off the terminal."""
+    gguf = fetch("smollm2-135m")
+    monkeypatch.setenv("HEADATLAS_CACHE", str(tmp_path / "cache"))  # an empty cache: this load converts
+    capfd.readouterr()
+    loaded = load_model(str(gguf))
+    out, err = capfd.readouterr()
+    assert (tmp_path / "cache" / "converted" / ZOO["smollm2-135m"].sha256[:16] / "config.json").is_file()
+    assert loaded.facts.n_layers == 30
+    assert "it/s" not in err + out and "%|" not in err + out, err[-300:]
