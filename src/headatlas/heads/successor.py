@@ -110,8 +110,8 @@ def counting_prompts(tokenizer: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per task with a run of ``CONTEXT_ITEMS + 1`` kept items: ``(ids [P, T], next items [P])``, one prompt per
     window (every start whose window is all single tokens)."""
     out = []
+    separator = encode(tokenizer, ",")  # a list reads naturally; without commas models rarely continue it
     for task in build_tasks(tokenizer):
-        separator = encode(tokenizer, ",")  # a list reads naturally; without commas models rarely continue it
         ids, answers = [], []
         for start in range(len(task.token_ids) - CONTEXT_ITEMS):
             window = task.token_ids[start : start + CONTEXT_ITEMS + 1]

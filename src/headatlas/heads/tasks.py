@@ -6,6 +6,8 @@ a change at the last position cannot reach any earlier position. So the prompt m
 run once with a KV cache, and every head's intervention is then a one-token step from that cache; the
 steps of many heads run together as one batch ("settings": copy ``s`` of the batch intervenes on head
 ``heads[s]``). Interventions go through the lens hooks, like every other intervention in headatlas.
+The same holds for an intervention at any one position p: the cache then ends before p and the step
+re-runs the prompt from p on (the IOI roles patch at S2 and at the token after S1 this way).
 """
 
 from __future__ import annotations
