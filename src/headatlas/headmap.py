@@ -124,13 +124,26 @@ class HeadMap:
     def from_dict(cls, data: dict[str, Any]) -> HeadMap:
         model = dict(data["model"])
         model["sliding_layers"] = tuple(model["sliding_layers"])
+        # the JSON sorts keys; the scan's order of head types (kept in settings) is the order reports use
+        order = {t: i for i, t in enumerate(data["settings"].get("head_types", []))}
+
+        def scan_order(mapping: dict[str, Any]) -> dict[str, Any]:
+            """Order by head type; a probe record by the first head type it serves."""
+
+            def rank(item: tuple[str, Any]) -> int:
+                key, value = item
+                served = value.get("head_types", []) if isinstance(value, dict) and key not in order else [key]
+                return min((order.get(t, len(order)) for t in served), default=len(order))
+
+            return dict(sorted(mapping.items(), key=rank))
+
         return cls(
             facts=ModelFacts(**model),
             rows=[dict(r) for r in data["heads"]],
             settings=data["settings"],
-            head_types=data["head_types"],
-            probes=data.get("probes", {}),
-            verification=data.get("verification", {}),
+            head_types=scan_order(data["head_types"]),
+            probes=scan_order(data.get("probes", {})),
+            verification=scan_order(data.get("verification", {})),
         )
 
     @classmethod

@@ -122,7 +122,10 @@ def render_report(
     patterns: dict[str, Any] | None = None,
     papers: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
-    return env().get_template("report.html").render(**report_context(headmap, patterns, papers))
+    """The report page. It shows what ``headmap.json`` holds (numbers rounded as written), so rebuilding it from the
+    files (``headatlas report DIR``) gives the same bytes as the scan that wrote them."""
+    as_written = HeadMap.from_dict(json.loads(headmap.json_text()))
+    return env().get_template("report.html").render(**report_context(as_written, patterns, papers))
 
 
 def write_report(

@@ -170,3 +170,27 @@ def test_report_csp_pins_its_own_script(tiny_headmap, tiny_patterns):
     assert len(inline) == 1
     digest = base64.b64encode(hashlib.sha256(inline[0].encode("utf-8")).digest()).decode()
     assert f"'sha256-{digest}'" in csp
+
+
+ATLAS = Path(__file__).resolve().parents[3] / "atlas"
+
+
+def test_report_rebuilt_from_the_written_files_is_the_scans_report(tmp_path, tiny_headmap, tiny_patterns):
+    """`headatlas report DIR` re-renders what the scan wrote: same bytes (numbers as rounded in headmap.json)."""
+    from headatlas.headmap import HeadMap
+
+    tiny_headmap.write(tmp_path)
+    first = write_report(tiny_headmap, tmp_path, patterns=tiny_patterns).read_bytes()
+    assert render_report(HeadMap.read(tmp_path), tiny_patterns).encode() == first
+
+
+def test_published_atlas_reports_are_renderings_of_their_data_files():
+    """The atlas test compares the data files by value; this pins the published pages to those files."""
+    from headatlas.headmap import HeadMap
+    from headatlas.web.patterns import read_patterns
+    from headatlas.web.report import catalogue_papers
+
+    for model in ("smollm2-135m", "gemma3-270m"):
+        headmap = HeadMap.read(ATLAS / model)
+        html = render_report(headmap, read_patterns(ATLAS / model), catalogue_papers(None, headmap))
+        assert html == (ATLAS / model / "report.html").read_text(encoding="utf-8"), model
