@@ -62,3 +62,65 @@ def test_heads_list_comes_from_the_registry(capsys):
 def test_scans_list_on_an_empty_store(capsys, db_path):
     code, out, _ = run(capsys, "scans", "list", "--db", str(db_path), "--format", "json")
     assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "hint"),
+    [
+        (["kv"], "No such command 'kv'", "headatlas --help"),
+        (["papers", "lst"], "No such command 'lst'. Did you mean 'list'?", "headatlas papers --help"),
+        (["scan", "--bogus"], "--bogus", "headatlas scan --help"),
+        (["papers", "list", "--limt", "3"], "--limit", "headatlas papers list --help"),
+        (["papers", "search"], "Missing argument", "headatlas papers search --help"),
+        (["papers", "list", "--limit", "abc"], "Invalid value for '--limit'", "headatlas papers list --help"),
+    ],
+)
+def test_usage_errors_print_the_hint_and_exit_2(capsys, argv, message, hint):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("Usage: headatlas")
+    assert f"Try '{hint}' for help." in lines
+    assert lines[-1].startswith("error: ") and message in lines[-1], err
+
+
+def test_the_usage_error_classes_are_the_ones_typer_raises():
+    """Whether typer vendors click (``typer._click``) or uses the click package, main() catches its classes."""
+    import typer
+
+    from headatlas.cli import _click_classes
+
+    click_exception, usage_error = _click_classes()
+    assert issubclass(typer.BadParameter, usage_error) and issubclass(usage_error, click_exception)
+    assert usage_error.__module__ == typer.BadParameter.__module__
+
+
+def test_ctrl_c_exits_130_with_one_line(capsys, monkeypatch, db_path):
+    import headatlas.store
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(headatlas.store, "list_scans", interrupted)
+    code, _, err = run(capsys, "scans", "list", "--db", str(db_path))
+    assert code == 130
+    assert err.splitlines() == ["error: interrupted"]
+
+
+def test_a_failing_command_reaches_the_exit_code(capsys, monkeypatch, db_path):
+    """`digest send` with a subscriber that failed exits 1 (typer.Exit(1)), not 0."""
+    from headatlas.literature.feed import digest
+
+    def one_failed(*_args, **_kwargs):
+        return digest.SendReport(sent={"a@example.org": 2}, failed={"b@example.org": "connection refused"})
+
+    monkeypatch.setattr(digest, "send_digest", one_failed)
+    code, _, err = run(capsys, "digest", "send", "--db", str(db_path))
+    assert code == 1
+    assert "failed for b@example.org" in err
+
+
+def test_help_exits_0(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "papers" in out
