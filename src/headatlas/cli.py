@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,14 +14,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .causal.cli import print_verification
 from .causal.cli import register as register_causal
 from .errors import HeadatlasError, InvalidSettingError
-from .headmap import HeadMap, check_out_dir
-from .heads import head_types
 from .literature.cli import papers_app
 from .literature.feed.cli import digest_app, feed_app  # also adds `papers review` / `papers classify`
 from .models.zoo import DEFAULT_MODEL, ZOO
+
+if TYPE_CHECKING:
+    from .headmap import HeadMap
 
 app = typer.Typer(
     help="What does each attention head of this model do?",
@@ -76,7 +76,9 @@ def scan(
     ] = False,
 ) -> None:
     """Scan MODEL and write OUT/headmap.csv and OUT/headmap.json."""
+    from .causal.cli import print_verification
     from .census import ScanSettings, run_census
+    from .headmap import check_out_dir
     from .models.loader import load_model
     from .probes import ProbeSettings
     from .store import connect, save_scan
@@ -149,6 +151,8 @@ def _print_summary(headmap: HeadMap, k: int = 3) -> None:
 @heads_app.command("list")
 def heads_list(fmt: FormatOption = "table") -> None:
     """The head types, their definitions and papers."""
+    from .heads import head_types
+
     records: list[dict[str, Any]] = [
         {
             "id": t.id,
@@ -264,6 +268,7 @@ def atlas_build(
 ) -> None:
     """Scan the zoo models with every head type and --verify; write atlas/<model>/ and atlas/README.md."""
     from .atlas import build_atlas
+    from .headmap import check_out_dir
 
     chosen = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in ZOO]
