@@ -9,12 +9,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidSettingError, UnknownHeadTypeError
 from .models.facts import ModelFacts
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CSV_COLUMNS = ("layer", "head", "head_type", "score", "score_se", "n_samples", "threshold", "member")
 CAUSAL_COLUMNS = ("attribution", "ablation_effect")
@@ -58,6 +59,8 @@ class HeadMap:
 
     def matrix(self, head_type: str) -> np.ndarray:
         """``[layers, heads]`` array of scores (NaN where not computed)."""
+        import numpy as np  # here: the paper commands read head maps without numpy
+
         self._check(head_type)
         out = np.full((self.facts.n_layers, self.facts.n_heads), np.nan)
         for row in self.rows:

@@ -25,7 +25,6 @@ from starlette.exceptions import HTTPException
 
 from ..errors import HeadatlasError, StoreError
 from ..headmap import HeadMap
-from ..heads import head_types as registry_types
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
 from . import catalogue, schemas, views
@@ -266,7 +265,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     def paper_page(request: Request, paper_id: str) -> HTMLResponse:
         with db() as conn:
             data = paper_data(conn, paper_id)
-        return page(request, "paper.html", scored_types=list(registry_types()), **data)
+        return page(request, "paper.html", scored_types=list(catalogue.registry_types()), **data)
 
     @app.post("/scans/{scan_id}/delete", include_in_schema=False)
     def delete_scan_form(scan_id: int) -> Response:

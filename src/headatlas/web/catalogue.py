@@ -12,10 +12,12 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HeadatlasError
-from ..heads import head_types as registry_types
+
+if TYPE_CHECKING:
+    from ..heads import HeadType
 
 PaperDict = dict[str, Any]
 SEARCH_LIMIT = 500
@@ -214,3 +216,10 @@ def paper_links(paper: PaperDict) -> list[tuple[str, str]]:
     if paper.get("url") and not any(v == paper["url"] for _, v in links):
         links.insert(0, ("paper", paper["url"]))
     return [(k, v) for k, v in links if v.startswith(("https://", "http://"))]
+
+
+def registry_types() -> dict[str, HeadType]:
+    """The scored head types; imported on first use, so `serve` starts without torch (the registry needs it)."""
+    from ..heads import head_types
+
+    return head_types()
