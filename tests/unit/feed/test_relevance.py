@@ -136,3 +136,40 @@ def test_benchmarks_print_json_last(capsys) -> None:
     assert feed_bench.main(["--entries", "60", "--page-size", "20"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["entries"] == 60 and last["rerun_added"] == 0 and last["pending"] == 30
+
+
+def test_tagger_reads_lists_cues_and_keeps_the_supporting_sentence() -> None:
+    tagger = default_tagger()
+    tags = tagger.tag(
+        "Summing up the facts",
+        "We study factual recall in Llama. Attribution separates subject, relation and mixed heads. "
+        "The model learns in-context learning tasks.",
+    )
+    assert {"subject", "relation", "mixed"} <= set(tags.head_types)
+    assert "in_context" not in tags.head_types  # "in-context learning" is not an in-context head
+    assert tags.sentence_for("relation") == "Attribution separates subject, relation and mixed heads."
+    cued = tagger.tag("Where long context goes", "A small set of attention heads drives long-context retrieval.")
+    assert cued.head_types == ("retrieval",)
+    assert cued.sentence_for("retrieval").startswith("A small set of attention heads")
+    # a describing phrase alone does not tag a paper that says nothing of heads, attention or circuits
+    assert tagger.tag("Dense retrievers", "We improve long-context retrieval with better negatives.").head_types == ()
+    paren = tagger.tag("Roles of heads", "Role analysis (positional, syntactic, rare words) of encoder heads.")
+    assert {"positional", "syntactic"} <= set(paren.head_types)
+
+
+def test_coined_head_type_becomes_a_proposal_with_its_sentence() -> None:
+    tags = default_tagger().tag(
+        "Evaluator heads in LLM judges", "We find evaluator heads that score answers. They sit in late layers."
+    )
+    assert tags.candidates == ("evaluator head",)
+    assert tags.sentence_for("evaluator head") == "Evaluator heads in LLM judges"
+
+
+def test_tagging_benchmark_figures_on_held_out_papers() -> None:
+    from headatlas.literature.feed.tag_eval import is_held_out, measure_tagging
+
+    result = measure_tagging()
+    held, dev = result["held_out"], result["dev"]
+    assert held["papers"] + dev["papers"] == len(load_catalogue().papers)
+    assert held["papers"] == sum(is_held_out(p.title) for p in load_catalogue().papers) > 20
+    assert held["precision"] >= 0.8 and held["recall"] >= 0.5
