@@ -233,6 +233,8 @@ class Tagger:
                 word = match.group(1)
                 if word.lower() in _GENERIC or word.isdigit() or len(word) < 3:
                     continue
+                if re.match(r"\s*\(?L?\d", sentence[match.end() :]):
+                    continue  # "ablating head L14H3": a head reference, not a kind of head
                 if self.vocab.find(word) is not None or normalise_name(word) in known_phrases:
                     continue
                 phrase = f"{word.lower()} head"
