@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  misclassified (tfidf): {line}")
     tagging = result["tagging"]
     assert isinstance(tagging, dict)
-    for split in ("held_out", "dev"):
+    for split in ("held_out", "held_out_with_fallback", "dev"):
         t = tagging[split]
         print(
             f"tagging, {split} ({t['papers']} papers, {t['gold']} curator tags): precision {t['precision']:.3f}"
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_eval": result["n_eval"],
         "tag_precision": tagging["held_out"]["precision"],
         "tag_recall": tagging["held_out"]["recall"],
+        "tag_precision_with_fallback": tagging["held_out_with_fallback"]["precision"],
+        "tag_recall_with_fallback": tagging["held_out_with_fallback"]["recall"],
     }
     for name, v in variants.items():
         if name != "tfidf":
