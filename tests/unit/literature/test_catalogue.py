@@ -144,3 +144,6 @@ def test_reported_heads_beyond_the_seed_name_their_primary_source() -> None:
     assert len(arithmetic) == 22 and {h.model for h in arithmetic} == {"Meta-Llama-3-8B"}
     tracker = load_catalogue().get("2411.00348").reported_heads
     assert len({h.model for h in tracker}) == 6 and all("Attention-Tracker" in h.note for h in tracker)
+    retrieval = load_catalogue().get("2404.15574").reported_heads
+    assert len({h.model for h in retrieval}) == 7  # the authors' head_score files
+    assert {h.head for h in retrieval if h.model == "Llama-2-7B-80K"} >= {"L16H19", "L11H15", "L8H26"}
