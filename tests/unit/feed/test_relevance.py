@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from headatlas.bench import feed as feed_bench
 from headatlas.bench import relevance as relevance_bench
 from headatlas.literature.catalogue import load_catalogue
@@ -173,3 +175,12 @@ def test_tagging_benchmark_figures_on_held_out_papers() -> None:
     assert held["papers"] + dev["papers"] == len(load_catalogue().papers)
     assert held["papers"] == sum(is_held_out(p.title) for p in load_catalogue().papers) > 20
     assert held["precision"] >= 0.8 and held["recall"] >= 0.5
+
+
+def test_evaluation_set_refuses_invented_papers(monkeypatch) -> None:
+    from headatlas.literature.feed import relevance
+
+    rows = [["1", "synthetic", "Heads that detect negation", "An invented paper."]]
+    monkeypatch.setattr(relevance, "_read_tsv", lambda name: rows)
+    with pytest.raises(ValueError, match="real papers only"):
+        relevance.evaluation_set()
