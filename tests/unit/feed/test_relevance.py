@@ -184,3 +184,13 @@ def test_evaluation_set_refuses_invented_papers(monkeypatch) -> None:
     monkeypatch.setattr(relevance, "_read_tsv", lambda name: rows)
     with pytest.raises(ValueError, match="real papers only"):
         relevance.evaluation_set()
+
+
+def test_tagger_reads_heads_named_by_what_they_serve() -> None:
+    tagger = default_tagger()
+    assert tagger.tag("ASMR", "Finds heads tied to accuracy and to language coherence.").head_types == (
+        "accuracy",
+        "coherence",
+    )
+    assert tagger.tag("x", "We find heads responsible for safety in chat models.").head_types == ("safety",)
+    assert tagger.tag("x", "Heads important for the task in Llama.").head_types == ()

@@ -91,6 +91,11 @@ _FUNCTION_WORDS = frozenset({"in", "of", "to", "on", "for", "at", "by", "with", 
 _LIST_END = re.compile(r"\b(?:heads|roles)\b", re.IGNORECASE)
 _PAREN_LIST = re.compile(r"\(([^)]{3,120}[,/][^)]*)\)")
 _SPLIT_ITEMS = re.compile(r"\s*,\s*|\s+(?:and|or)\s+|\s*/\s*", re.IGNORECASE)
+_HEADS_FOR = re.compile(
+    r"\bheads?\s+(?:that\s+are\s+)?(?:tied|linked|related|dedicated|devoted)\s+to\s+(.{3,80}?)(?:[.;:]|$)|"
+    r"\bheads?\s+(?:responsible|important|crucial|critical)\s+for\s+(.{3,80}?)(?:[.;:]|$)",
+    re.IGNORECASE,
+)
 _ABOUT_HEADS = re.compile(r"\b(?:heads?|attention|circuits?)\b", re.IGNORECASE)
 
 
@@ -190,6 +195,11 @@ class Tagger:
             if len(items) >= 2:
                 lists.append(items)
         lists += [_SPLIT_ITEMS.split(m.group(1)) for m in _PAREN_LIST.finditer(sentence)]
+        # "heads tied to accuracy and to language coherence", "heads responsible for safety"
+        for m in _HEADS_FOR.finditer(sentence):
+            tail = m.group(1) or m.group(2)
+            items = [re.sub(r"^(?:to|the)\s+", "", item) for item in _SPLIT_ITEMS.split(tail)]
+            lists.append([re.split(r"\s+(?:in|of|on|across|during|when|while|with|by|from)\s+", i)[0] for i in items])
         for items in lists:
             for item in items:
                 head_id = self._item_id(item)
