@@ -18,6 +18,7 @@ from .causal.cli import register as register_causal
 from .errors import HeadatlasError, InvalidSettingError
 from .literature.cli import papers_app
 from .literature.feed.cli import digest_app, feed_app  # also adds `papers review` / `papers classify`
+from .literature.feed.proposals import accept_proposed_command
 from .models.zoo import DEFAULT_MODEL, ZOO
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ app = typer.Typer(
 heads_app = typer.Typer(help="The head types headatlas detects.", no_args_is_help=True)
 scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=True)
 app.add_typer(heads_app, name="heads")
+heads_app.command("accept-proposed")(accept_proposed_command)  # proposed types of the literature vocabulary
 app.add_typer(scans_app, name="scans")
 atlas_app = typer.Typer(help="The published atlas of verified heads (atlas/ in the repository).", no_args_is_help=True)
 app.add_typer(atlas_app, name="atlas")

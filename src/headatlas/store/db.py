@@ -46,7 +46,11 @@ def _load_components() -> None:
     # importing a component module registers its migrations
     from . import scans  # noqa: F401
 
-    for optional in ("headatlas.literature.store", "headatlas.literature.feed.store"):
+    for optional in (
+        "headatlas.literature.store",
+        "headatlas.literature.feed.store",
+        "headatlas.literature.feed.proposals",
+    ):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(optional)
 

@@ -212,7 +212,8 @@ def _write(path: Path, data: bytes) -> None:
 # ----- papers review / classify (registered on the catalogue's `papers` app) -----
 
 
-def _show(e: object) -> None:
+def _show(e: object, conn: sqlite3.Connection | None = None) -> None:
+    from .proposals import describe
     from .store import FeedEntry
 
     assert isinstance(e, FeedEntry)
@@ -221,6 +222,8 @@ def _show(e: object) -> None:
     if e.candidates:
         out.print(f"  candidate new head types: {escape(', '.join(e.candidates))}")
     out.print(f"  why: {escape('; '.join(e.why))}")
+    for line in describe(conn, e.id) if conn is not None else ():
+        out.print(f"  evidence: {escape(line)}")
     for key, label in (("innovation", "Innovation"), ("tasks", "Tasks"), ("result", "Significant Result")):
         out.print(f"  - {label}: {escape(e.summary.get(key, ''))}")
 
@@ -256,7 +259,7 @@ def papers_review(
         err.print("nothing pending")
         return
     for e in pending:
-        _show(e)
+        _show(e, conn)
         try:
             choice = typer.prompt("  [a]ccept, [r]eject, [s]kip, [q]uit", default="s").strip().lower()[:1]
         except (typer.Abort, EOFError):

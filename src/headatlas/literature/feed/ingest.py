@@ -21,7 +21,9 @@ from ...store.db import transaction
 from ..catalogue import load_catalogue
 from ..schema import normalise_title as catalogue_title_key
 from .model import Entry
+from .proposals import evidence_rows
 from .relevance import RelevanceModel, default_model
+from .reported import extract_heads
 from .sources.arxiv import RECALL_QUERY, ArxivClient, parse_arxiv_feed
 from .sources.daily import DailyPapersClient, parse_daily_papers
 from .sources.semantic_scholar import SemanticScholarClient
@@ -72,6 +74,7 @@ class Annotator:
                     models=tags.models,
                     summary=summary_dict(self.summariser.summarise(entry.title, entry.abstract)),
                     catalogue_id=known,
+                    evidence=evidence_rows(tags, extract_heads(entry.title, entry.abstract)),
                 )
             )
         return notes

@@ -104,6 +104,7 @@ class Annotation:
     models: tuple[str, ...]
     summary: dict[str, str]
     catalogue_id: str | None = None
+    evidence: tuple[Any, ...] = ()  # proposals.Evidence rows: the sentences behind tags and reported heads
 
 
 @dataclass
@@ -259,6 +260,10 @@ def write_page(
                 continue
             note = notes.get(id(entry)) or annotate([entry])[0]
             result.added_ids.append(_insert(conn, entry, note))
+            if note.evidence:
+                from .proposals import write_evidence
+
+                write_evidence(conn, result.added_ids[-1], note.evidence)
             result.added += 1
         for reason in skipped:
             conn.execute("INSERT INTO feed_skipped (source, reason, at) VALUES (?, ?, ?)", (source, reason, now_iso()))
