@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from ..errors import CatalogueError
-from .schema import Paper, normalise_title
+from .identity import title_key
+from .schema import Paper
 from .vocabulary import HeadTerm, Vocabulary, vocabulary
 
 FORMAT_VERSION = 1
@@ -42,7 +43,7 @@ class Catalogue:
             if p.id in seen:
                 raise CatalogueError(f"duplicate paper id {p.id!r}")
             seen[p.id] = p.title
-            key = normalise_title(p.title)
+            key = title_key(p.title)
             if key in titles:
                 raise CatalogueError(f"papers {titles[key]!r} and {p.id!r} have the same title")
             titles[key] = p.id

@@ -168,7 +168,7 @@ def papers_add(
     if contribution.new_terms:
         err.print(f"new head types: {', '.join(t.id for t in contribution.new_terms)}")
     if result.merged_into:
-        typer.echo(f"merged into {result.merged_into}")
+        typer.echo(result.merge_note(contribution.paper.title))
     else:
         typer.echo(f"added {result.paper.id}")
 

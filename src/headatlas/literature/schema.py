@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import CatalogueError
+from .identity import title_slug
 
 STAGES = ("KR", "ICI", "LR", "EP")
 """Survey stages (Attention Heads of Large Language Models: A Survey, arXiv 2409.03752): Knowledge Recalling,
@@ -73,16 +74,8 @@ def is_arxiv_id(value: str) -> bool:
 
 
 def slugify(title: str, year: int) -> str:
-    """Stable id for a paper without an arXiv id: ``<first five title words>-<year>``."""
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    if not words:
-        raise CatalogueError(f"title {title!r} has no letters or digits to build an id from")
-    return "-".join([*words[:5], str(year)])
-
-
-def normalise_title(title: str) -> str:
-    """Lower-case alphanumerics only: the key under which two spellings of a title are the same paper."""
-    return "".join(re.findall(r"[a-z0-9]+", title.lower()))
+    """Stable id for a paper without an arXiv id: ``<first five title words>-<year>`` (see :func:`title_slug`)."""
+    return title_slug(title, year)
 
 
 def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:

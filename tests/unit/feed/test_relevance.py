@@ -6,7 +6,6 @@ import json
 
 from headatlas.bench import feed as feed_bench
 from headatlas.bench import relevance as relevance_bench
-from headatlas.literature.feed.model import normalise_title
 from headatlas.literature.feed.relevance import (
     RelevanceModel,
     default_model,
@@ -16,6 +15,7 @@ from headatlas.literature.feed.relevance import (
 )
 from headatlas.literature.feed.summary import ExtractiveSummariser, Summariser, split_sentences
 from headatlas.literature.feed.tagging import default_tagger
+from headatlas.literature.identity import title_key as normalise_title
 from headatlas.literature.schema import Summary
 
 

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from headatlas.errors import SourceError
-from headatlas.literature.feed.model import normalise_title, parse_arxiv_id
+from headatlas.literature.feed.model import parse_arxiv_id
 from headatlas.literature.feed.sources import (
     ArxivClient,
     DailyPapersClient,
@@ -17,6 +17,7 @@ from headatlas.literature.feed.sources import (
     parse_arxiv_feed,
 )
 from headatlas.literature.feed.sources.http import parse_retry_after
+from headatlas.literature.identity import title_key as normalise_title
 
 from .httpserver import FIXTURES, Reply, ScriptedServer
 

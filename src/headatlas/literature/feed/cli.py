@@ -50,6 +50,8 @@ def _day(value: str | None, what: str) -> date | None:
 
 def _report(name: str, result: IngestResult) -> None:
     err.print(f"{name}: {result.added} new, {result.updated} updated, {result.unchanged} already known")
+    for note in result.merged:
+        err.print(f"  {escape(note)}")
     for reason in result.skipped:
         err.print(f"  skipped {escape(reason)}")
 
@@ -209,6 +211,13 @@ def _write(path: Path, data: bytes) -> None:
         raise InvalidSettingError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def _title_of(conn: sqlite3.Connection, entry_id: int) -> str:
+    from .store import get_entry
+
+    entry = get_entry(conn, entry_id)
+    return entry.title if entry is not None else "?"
+
+
 # ----- papers review / classify (registered on the catalogue's `papers` app) -----
 
 
@@ -247,8 +256,9 @@ def papers_review(
             reject(conn, entry_id)
             err.print(f"rejected #{entry_id}")
         for entry_id in accept_ids or ():
+            entry_title = _title_of(conn, entry_id)
             result = accept(conn, entry_id, head_types=head_types or (), new_heads=new_heads or ())
-            merged = f" (merged into {result.merged_into})" if result.merged_into else ""
+            merged = f" ({escape(result.merge_note(entry_title))})" if result.merged_into else ""
             err.print(f"accepted #{entry_id} as catalogue paper {result.paper.id}{merged}")
         return
     pending = list_entries(conn, "pending")

@@ -19,7 +19,7 @@ from pathlib import Path
 from ...errors import InvalidSettingError
 from ...store.db import transaction
 from ..catalogue import load_catalogue
-from ..schema import normalise_title as catalogue_title_key
+from ..identity import title_key
 from .model import Entry
 from .relevance import RelevanceModel, default_model
 from .sources.arxiv import RECALL_QUERY, ArxivClient, parse_arxiv_feed
@@ -48,7 +48,7 @@ class Annotator:
         self.summariser = summariser or ExtractiveSummariser()
         catalogue = load_catalogue().papers
         self._by_arxiv = {p.arxiv_id: p.id for p in catalogue if p.arxiv_id}
-        self._by_title = {catalogue_title_key(p.title): p.id for p in catalogue}
+        self._by_title = {title_key(p.title): p.id for p in catalogue}
 
     def __call__(self, entries: Sequence[Entry]) -> list[Annotation]:
         verdicts = self.model.judge([(e.title, e.abstract) for e in entries])
@@ -60,7 +60,7 @@ class Annotator:
                 learned, neighbour = self.model.suggest(entry.title, entry.abstract)
                 head_types = learned
                 why = (*why, f"head types learned from the closest catalogue paper: {neighbour}") if learned else why
-            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(catalogue_title_key(entry.title))
+            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(title_key(entry.title))
             notes.append(
                 Annotation(
                     relevant=verdict.relevant,

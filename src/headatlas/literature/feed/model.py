@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
+
+from ..identity import doi_key, title_key
 
 _NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
 _OLD_ID = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
@@ -20,13 +21,6 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
         if match:
             return match.group(1), int(match.group(2)) if match.group(2) else None
     return None
-
-
-def normalise_title(title: str) -> str:
-    """Lower-case ASCII words only: the key that matches a preprint with its venue version."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    return " ".join(re.findall(r"[a-z0-9]+", text))
 
 
 def clean_space(text: str) -> str:
@@ -61,7 +55,11 @@ class Entry:
 
     @property
     def norm_title(self) -> str:
-        return normalise_title(self.title)
+        return title_key(self.title)
+
+    @property
+    def doi_key(self) -> str | None:
+        return doi_key(self.doi)
 
     @property
     def key(self) -> str:

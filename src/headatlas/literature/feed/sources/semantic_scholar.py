@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ....errors import SourceError
-from ..model import normalise_title
+from ...identity import title_key
 from .http import Fetcher
 
 DEFAULT_S2_URL = "https://api.semanticscholar.org"
@@ -140,6 +140,6 @@ class SemanticScholarClient:
         items = data.get("data") if isinstance(data, Mapping) else None
         for item in items or []:
             parsed = parse_paper(item)
-            if parsed is not None and normalise_title(parsed.title) == normalise_title(title):
+            if parsed is not None and title_key(parsed.title) == title_key(title):
                 return parsed
         return None
