@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from ..errors import CatalogueError
-from ..store.db import migration, transaction
+from ..store.db import execute_script, migration, transaction
 from .catalogue import load_catalogue, shipped_text, sort_papers
 from .identity import identity_keys, title_key
 from .schema import STAGES, Paper, Provenance
@@ -30,7 +30,8 @@ SUMMARY_WEIGHT = 1.0
 
 @migration("papers", "0001_create")
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    execute_script(
+        conn,
         """
         CREATE TABLE papers (
             rowid INTEGER PRIMARY KEY,
@@ -81,7 +82,7 @@ def _create(conn: sqlite3.Connection) -> None:
         );
         CREATE TABLE papers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, tokenize = 'porter unicode61');
-        """
+        """,
     )
 
 
@@ -318,6 +319,9 @@ def ensure_seeded(conn: sqlite3.Connection) -> bool:
         return False
     catalogue = load_catalogue()
     with transaction(conn):
+        row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
+        if row is not None and row[0] == digest:  # another process seeded it while this one waited
+            return False
         _write_terms(conn, shipped_terms(), shipped=True)
         # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
         # a new seed entry now duplicates by title gives way to it)
@@ -402,18 +406,25 @@ class AddResult:
 def add_paper(conn: sqlite3.Connection, paper: Paper, *, new_terms: Sequence[HeadTerm] = ()) -> AddResult:
     """Add a contribution, merging with a duplicate (see :func:`find_duplicate`) instead of duplicating.
 
-    Reading, matching and validating happen first; the write is one short transaction that re-checks the match, so
-    a concurrent writer adding the same paper in between is merged with, not duplicated or clobbered.
+    Reading and validating happen first; the write is one short transaction that re-checks the match, so a
+    concurrent writer adding the same paper in between is merged with, not duplicated or clobbered.
     """
     ensure_seeded(conn)
     vocab = Vocabulary([*store_vocabulary(conn).terms.values(), *new_terms])  # raises on clashes
     with transaction(conn):
-        existing = find_duplicate(conn, paper)
-        result = merge_papers(existing.paper, paper) if existing is not None else paper
-        validate_for_store(conn, [result], vocab=vocab)
-        if new_terms:
-            _write_terms(conn, new_terms, shipped=False)
-        _insert_papers(conn, [result])
+        return add_paper_locked(conn, paper, vocab=vocab, new_terms=new_terms)
+
+
+def add_paper_locked(
+    conn: sqlite3.Connection, paper: Paper, *, vocab: Vocabulary, new_terms: Sequence[HeadTerm] = ()
+) -> AddResult:
+    """:func:`add_paper`'s write, inside the caller's transaction (so it can commit together with other rows)."""
+    existing = find_duplicate(conn, paper)
+    result = merge_papers(existing.paper, paper) if existing is not None else paper
+    validate_for_store(conn, [result], vocab=vocab)
+    if new_terms:
+        _write_terms(conn, new_terms, shipped=False)
+    _insert_papers(conn, [result])
     if existing is None:
         return AddResult(result, None)
     return AddResult(result, existing.paper.id, existing.paper.title, existing.matched_by)

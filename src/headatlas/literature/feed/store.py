@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ...store.db import migration, transaction
+from ...store.db import execute_script, migration, transaction
 from ..identity import title_key
 from .model import Entry
 
@@ -26,7 +26,8 @@ reviewed; ``catalogued``: already in the shipped catalogue when it arrived."""
 
 @migration("feed", "0001_entries")
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    execute_script(
+        conn,
         """
         CREATE TABLE feed_entries (
             id INTEGER PRIMARY KEY,
@@ -84,7 +85,7 @@ def _create(conn: sqlite3.Connection) -> None:
             sent_at TEXT NOT NULL,
             PRIMARY KEY (subscriber_id, entry_id)
         );
-        """
+        """,
     )
 
 
@@ -266,20 +267,23 @@ def write_page(
 ) -> IngestResult:
     """Write one page of entries and (optionally) the source's new cursor in a single transaction.
 
-    ``annotate(list_of_entries) -> list[Annotation]`` is called only for entries that are new to the store.
+    ``annotate(list_of_entries) -> list[Annotation]`` is called only for entries that are new to the store, and
+    *before* the write lock is taken (scoring a file takes seconds; other writers must not wait for it). The write
+    then re-matches every entry, so a work another process stored meanwhile is merged, not duplicated.
     """
     result = IngestResult(skipped=list(skipped))
+    # annotate (in one batch, no lock held) only the first entry of each work the store does not hold yet
+    firsts: list[Entry] = []
+    keys_seen: set[str] = set()
+    for entry in entries:
+        if _find(conn, entry)[0] is None:
+            keys = {entry.norm_title} | ({entry.arxiv_id} if entry.arxiv_id else set())
+            keys |= {f"doi:{entry.doi_key}"} if entry.doi_key else set()
+            if not keys & keys_seen:
+                firsts.append(entry)
+            keys_seen |= keys
+    notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
     with transaction(conn):
-        # annotate (in one batch) only the first entry of each work that the store does not hold yet
-        firsts: list[Entry] = []
-        keys_seen: set[str] = set()
-        for entry in entries:
-            if _find(conn, entry)[0] is None:
-                keys = {entry.norm_title} | ({entry.arxiv_id} if entry.arxiv_id else set())
-                if not keys & keys_seen:
-                    firsts.append(entry)
-                keys_seen |= keys
-        notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
         for entry in entries:
             row, how = _find(conn, entry)
             if row is not None:
@@ -302,6 +306,20 @@ def write_page(
                 (source, cursor, now_iso()),
             )
     return result
+
+
+def mark_accepted(conn: sqlite3.Connection, entry_id: int, catalogue_id: str, head_types: Sequence[str]) -> None:
+    """Record a review's acceptance, inside the caller's transaction (with the catalogue write)."""
+    conn.execute(
+        "UPDATE feed_entries SET status = 'accepted', catalogue_id = ?, reviewed_at = ?, head_types_json = json(?)"
+        " WHERE id = ?",
+        (catalogue_id, now_iso(), json.dumps(list(head_types)), entry_id),
+    )
+
+
+def mark_rejected(conn: sqlite3.Connection, entry_id: int) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE feed_entries SET status = 'rejected', reviewed_at = ? WHERE id = ?", (now_iso(), entry_id))
 
 
 def get_cursor(conn: sqlite3.Connection, source: str) -> str | None:
