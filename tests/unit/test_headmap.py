@@ -6,7 +6,7 @@ import pytest
 
 from headatlas.census import ScanSettings, run_census
 from headatlas.errors import InvalidSettingError, UnknownHeadTypeError
-from headatlas.headmap import HeadMap
+from headatlas.headmap import HeadMap, check_out_dir
 from headatlas.probes import ProbeSettings
 from headatlas.testing.tiny import tiny_llama
 
@@ -86,3 +86,45 @@ def test_probe_longer_than_context_window_is_refused():
     loaded.facts = type(loaded.facts)(**{**loaded.facts.__dict__, "max_positions": 128})
     with pytest.raises(InvalidSettingError, match="context window of 128"):
         run_census(loaded, ScanSettings(head_types=("retrieval",), probes=SMALL))
+
+
+def _broken(doc: dict, change) -> dict:
+    import copy
+
+    doc = copy.deepcopy(doc)
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["heads"][0].pop("score"), "heads[0].score must be a number or null, and present"),
+        (lambda d: d["heads"][0].update(score="high"), "heads[0].score must be a number"),
+        (lambda d: d.update(head_types=None), "field 'head_types' must be an object"),
+        (lambda d: d["model"].update(n_layers=10**9), "model.n_layers must be an integer 1..1024"),
+        (lambda d: d["heads"][0].update(layer=99), "heads[0].layer must be an integer 0..1"),
+        (lambda d: d.update(heads=None), "field 'heads' must be a list"),
+    ],
+)
+def test_report_of_a_broken_headmap_is_one_line(tmp_path, headmap, capsys, change, message):
+    import json
+
+    from headatlas.cli import main
+
+    (tmp_path / "headmap.json").write_text(json.dumps(_broken(headmap.to_dict(), change)))
+    assert main(["report", str(tmp_path), "--db", str(tmp_path / "none.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_headmap_round_trips_through_validation(tmp_path, headmap):
+    headmap.write(tmp_path)
+    again = HeadMap.read(tmp_path)
+    assert again.json_text() == headmap.json_text()
+
+
+def test_an_out_dir_that_cannot_be_created_is_refused_before_the_scan():
+    with pytest.raises(InvalidSettingError, match="cannot be"):
+        check_out_dir("/proc/headatlas-x/y")

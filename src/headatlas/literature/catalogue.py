@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import CatalogueError
+from ..fileio import loads_json
 from .identity import title_key
 from .schema import Paper
 from .vocabulary import HeadTerm, Vocabulary, vocabulary
@@ -104,12 +105,14 @@ def load_document(text: str, *, today: date | None = None) -> tuple[list[Paper],
         raise CatalogueError("the catalogue file is empty")
     if stripped[0] in "[{":
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CatalogueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+            raw = loads_json(text)
+        except ValueError as exc:
+            raise CatalogueError(str(exc)) from None
     else:
         try:
             raw = yaml.safe_load(text)
+        except RecursionError:
+            raise CatalogueError("invalid YAML: nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

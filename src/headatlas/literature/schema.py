@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import CatalogueError
+from ..fileio import has_surrogates
 from .identity import title_slug
 
 STAGES = ("KR", "ICI", "LR", "EP")
@@ -86,6 +87,8 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
         return ""
     if not isinstance(value, str):
         raise CatalogueError(f"{where}: field '{key}' must be text, got {type(value).__name__}")
+    if has_surrogates(value):
+        raise CatalogueError(f"{where}: field '{key}' holds a lone surrogate (not valid Unicode text)")
     return value.strip()
 
 
@@ -99,7 +102,7 @@ def _texts(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
         raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
     out = []
     for v in value:
-        stripped = v.strip() if isinstance(v, str) else ""
+        stripped = v.strip() if isinstance(v, str) and not has_surrogates(v) else ""
         if not stripped:
             raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
         out.append(stripped)
@@ -108,7 +111,9 @@ def _texts(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 def parse_date(value: object, where: str, *, today: date | None = None) -> date:
     """An ISO date (``YYYY-MM-DD``), not in the future. ``today`` is injectable for tests."""
-    if isinstance(value, date):
+    if isinstance(value, _dt.datetime):  # YAML reads a bare ``2024-05-01 10:00:00`` as a datetime
+        parsed = value.date()
+    elif isinstance(value, date):
         parsed = value
     elif isinstance(value, str):
         try:
@@ -233,7 +238,7 @@ class Paper:
         if bad_links:
             raise CatalogueError(f"{where}: field 'links' has {bad_links}; valid kinds are {', '.join(LINK_KINDS)}")
         for kind, url in self.links.items():
-            if not url.startswith(("https://", "http://")):
+            if not isinstance(url, str) or has_surrogates(url) or not url.startswith(("https://", "http://")):
                 raise CatalogueError(f"{where}: link '{kind}' must be an http(s) URL, got {url!r}")
 
     @property

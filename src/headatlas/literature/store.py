@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from ..errors import CatalogueError
+from ..fileio import has_surrogates
 from ..store.db import execute_script, migration, transaction
 from .catalogue import load_catalogue, shipped_text, sort_papers
 from .identity import identity_keys, title_key
@@ -508,6 +509,8 @@ def papers_for_head_type(conn: sqlite3.Connection, head_type_id: str) -> list[Pa
 
 def fts_query(text: str) -> str:
     """User text -> an FTS5 query: every word must match (quoted, so FTS syntax in the input is inert)."""
+    if has_surrogates(text):
+        raise CatalogueError("search query holds a lone surrogate (not valid Unicode text)")
     words = re.findall(r"\w+", text.lower())
     if not words:
         raise CatalogueError(f"search query {text!r} has no words")

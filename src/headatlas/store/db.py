@@ -23,7 +23,7 @@ from pathlib import Path
 
 import platformdirs
 
-from ..errors import StoreError
+from ..errors import InvalidSettingError, StoreError
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -33,6 +33,18 @@ WRITE_WAIT = 300.0
 """Seconds :func:`transaction` keeps waiting for the write lock, in ``BUSY_TIMEOUT`` steps, before giving up."""
 
 log = logging.getLogger(__name__)
+
+SQLITE_MAX_INT = 2**63 - 1
+"""The largest integer SQLite stores; a bigger one raises ``OverflowError`` at the driver."""
+
+
+def check_int(value: int | None, option: str, *, minimum: int = 1, maximum: int = SQLITE_MAX_INT) -> int | None:
+    """``value`` if in ``minimum..maximum`` (None passes), else an :class:`InvalidSettingError` naming ``option``."""
+    if value is not None and not minimum <= value <= maximum:
+        shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:27]}..."
+        raise InvalidSettingError(f"{option} must be an integer {minimum}..{maximum}, got {shown}")
+    return value
+
 
 _MIGRATIONS: dict[str, list[tuple[str, Migration]]] = {}
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ...errors import InvalidSettingError
+from ...fileio import loads_json
 from ...store.db import transaction
 from ..catalogue import load_catalogue
 from ..identity import title_key
@@ -168,8 +168,8 @@ def read_file(path: Path) -> tuple[str, list[Entry], list[str]]:
         return "arxiv", page.entries, page.skipped
     if path.suffix.lower() == ".json":
         try:
-            answer = parse_daily_papers(json.loads(data))
-        except (ValueError, UnicodeDecodeError) as exc:
+            answer = parse_daily_papers(loads_json(data))
+        except ValueError as exc:
             raise InvalidSettingError(f"{path}: not a Daily Papers answer ({exc})") from None
         return "daily", answer.entries, answer.skipped
     raise InvalidSettingError(f"{path}: expected an arXiv Atom .xml or a Daily Papers .json file")

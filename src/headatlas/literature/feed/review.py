@@ -34,7 +34,10 @@ def to_paper(
 ) -> Paper:
     """The catalogue record of an accepted entry."""
     day = today or date.today()
-    published = date.fromisoformat(entry.published) if entry.published else day
+    try:
+        published = date.fromisoformat(entry.published) if entry.published else day
+    except ValueError:  # a row stored before dates were checked at intake
+        raise CatalogueError(f"feed entry {entry.id} has an invalid date {entry.published!r}") from None
     pid = entry.arxiv_id or slugify(entry.title, published.year)
     links = {"paper": f"https://arxiv.org/abs/{entry.arxiv_id}"} if entry.arxiv_id else {}
     if not links and entry.url:
