@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,6 +98,14 @@ def test_eight_writer_processes_all_land_exactly_once(tmp_path) -> None:
         )
         for c in commands
     ]
+    # meanwhile a reader (what `serve` does) keeps reading: WAL never makes it wait for the writers
+    seen = [0]
+    while any(p.poll() is None for p in procs):
+        reader = connect(db, read_only=True)
+        seen.append(reader.execute("SELECT COUNT(*) FROM feed_entries").fetchone()[0])
+        reader.close()
+        time.sleep(0.2)
+    assert seen == sorted(seen) and len(seen) > 2  # counts only grow: whole pages appear at once
     results = [(c, p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for c, p in zip(commands, procs, strict=True)]  # type: ignore[union-attr]
     for command, code, _, err in results:
         assert code == 0, (command, err)
