@@ -9,7 +9,6 @@ import pytest
 from headatlas.bench import feed as feed_bench
 from headatlas.bench import relevance as relevance_bench
 from headatlas.literature.catalogue import load_catalogue
-from headatlas.literature.feed.model import normalise_title
 from headatlas.literature.feed.relevance import (
     THRESHOLD,
     RelevanceModel,
@@ -22,6 +21,7 @@ from headatlas.literature.feed.relevance import (
 )
 from headatlas.literature.feed.summary import ExtractiveSummariser, Summariser, split_sentences
 from headatlas.literature.feed.tagging import default_tagger
+from headatlas.literature.identity import title_key as normalise_title
 from headatlas.literature.schema import Summary
 
 

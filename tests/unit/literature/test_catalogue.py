@@ -9,7 +9,8 @@ import pytest
 
 from headatlas.errors import CatalogueError
 from headatlas.literature.catalogue import Catalogue, dump_json, dump_yaml, load_catalogue, loads, shipped_text
-from headatlas.literature.schema import Paper, normalise_title, slugify
+from headatlas.literature.identity import title_key as normalise_title
+from headatlas.literature.schema import Paper, slugify
 
 SEED_TITLES = Path(__file__).parent / "data" / "seed_list_titles.tsv"
 SHIPPED = 74  # 66 papers of the seed text file + 8 the text file lost (see provenance notes)
