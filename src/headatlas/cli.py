@@ -315,7 +315,8 @@ def _interrupted() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code.
 
-    2 with a usage hint for a command line the parser refuses, 2 with one line for bad input (HeadatlasError),
+    2 with a usage hint for a command line the parser refuses, one line and the error's ``exit_code`` for a
+    HeadatlasError (2: bad input; 1: a partial failure such as an undelivered digest),
     the code a command returns or exits with (``typer.Exit(1)``), 130 with one line for Ctrl-C.
     """
     click_exception, usage_error = _click_classes()
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rv = app(args=list(argv) if argv is not None else None, prog_name="headatlas", standalone_mode=False)
     except HeadatlasError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except KeyboardInterrupt:

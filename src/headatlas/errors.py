@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class HeadatlasError(Exception):
-    """Base class of every error headatlas raises on purpose."""
+    """Base class of every error headatlas raises on purpose. The CLI prints it as one line and exits with
+    ``exit_code``: 2 for input it refuses, 1 for work that ran but did not all succeed."""
+
+    exit_code = 2
 
 
 class UnknownModelError(HeadatlasError, KeyError):
@@ -58,3 +61,5 @@ class SourceError(HeadatlasError, ConnectionError):
 
 class DeliveryError(HeadatlasError, ConnectionError):
     """Some digest messages were not delivered (they stay due and go out on the next send)."""
+
+    exit_code = 1
