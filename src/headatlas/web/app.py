@@ -42,6 +42,14 @@ CSP = (
 """Scripts only from /static (never inline), nothing from other origins: defence in depth behind escaping."""
 
 
+MAX_ID = 2**63 - 1
+"""SQLite's largest integer: a larger scan id names nothing (and would overflow the driver)."""
+
+
+def _no_such_scan(scan_id: int) -> HTTPException:
+    return HTTPException(404, f"no scan with id {scan_id}")
+
+
 class _ScanCache:
     """Parsed head maps, keyed by scan id and creation time (a scan never changes once stored; an id reused
     after a deletion comes with a new creation time, so a stale entry is never served)."""
@@ -52,13 +60,15 @@ class _ScanCache:
         self.lock = threading.Lock()
 
     def get(self, conn: sqlite3.Connection, scan_id: int) -> tuple[HeadMap, dict[str, Any]]:
+        if not 0 <= scan_id <= MAX_ID:
+            raise _no_such_scan(scan_id)
         row = conn.execute(
             "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
             " FROM scans WHERE id = ?",
             (scan_id,),
         ).fetchone()
         if row is None:
-            raise HTTPException(404, f"no scan with id {scan_id}")
+            raise _no_such_scan(scan_id)
         meta = dict(row)
         key = (scan_id, str(meta["created_at"]))
         with self.lock:
@@ -92,7 +102,13 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
+        """Every response carries the headers, errors included: an exception no handler took becomes the 500
+        page here (Starlette's own 500 is answered outside this middleware, so it would go out bare)."""
+        try:
+            response: Response = await call_next(request)
+        except Exception:
+            log.exception("error serving %s", request.url.path)
+            response = error_response(request, 500, "internal error; the server log has the details")
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -130,6 +146,13 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             raise HTTPException(404, str(exc)) from None
 
     # ---- data shaping shared by pages and the API ---------------------------------------------------
+    def type_names(conn: sqlite3.Connection | None = None) -> dict[str, str]:
+        """Display names of head types by id (the vocabulary's)."""
+        if conn is None:
+            with db() as own:
+                return type_names(own)
+        return {t: str(v["name"]) for t, v in catalogue.vocabulary(conn).items()}
+
     def scans_data(conn: sqlite3.Connection) -> dict[str, Any]:
         scans = list_scans(conn)
         models: dict[str, dict[str, Any]] = {}
@@ -152,7 +175,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "headmap": headmap,
             "type_id": type_id,
             "grid": views.heatmap(headmap, type_id, link) if type_id else views.overview(headmap, link),
-            "top": views.top_heads(headmap, 5),
+            "top": views.top_heads(headmap, 5, [type_id] if type_id else None),
             "members": {t: len(headmap.members(t)) for t in headmap.head_types},
         }
 
@@ -168,8 +191,11 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         if type_id not in vocab:
             raise HTTPException(404, f"no head type {type_id!r}")
         heads = heads_of_type(conn, type_id)
+        info = dict(vocab[type_id])
+        if info.get("scored"):
+            info["scored_on"] = views.scored_on(type_id, info.get("probe"))
         return {
-            "type": vocab[type_id],
+            "type": info,
             "papers": catalogue.papers_for_head_type(conn, type_id),
             "defining": sorted(catalogue.defining_ids(conn, type_id)),
             "heads": heads[:MAX_ATLAS_HEADS],
@@ -231,7 +257,27 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     @app.get("/head-types/{type_id}", response_class=HTMLResponse, include_in_schema=False)
     def type_page(request: Request, type_id: str) -> HTMLResponse:
         with db() as conn:
-            return page(request, "head_type.html", **type_data(conn, type_id))
+            return page(request, "head_type.html", type_names=type_names(conn), **type_data(conn, type_id))
+
+    def paper_filters(
+        conn: sqlite3.Connection, head_type: str | None, year: str | None, stage: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The paper filters checked: ``({head_type, year, stage}, errors)``; an invalid filter is dropped and
+        explained in ``errors`` (the page shows them, the API answers 400), never silently ignored."""
+        errors = []
+        year_n = None
+        if year:
+            if year.strip().isdigit() and 1000 <= int(year.strip()) <= 9999:
+                year_n = int(year.strip())
+            else:
+                errors.append(f"year must be a year such as 2024, got {year!r}")
+        if stage and stage not in STAGES:
+            errors.append(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+            stage = None
+        if head_type and head_type not in catalogue.vocabulary(conn):
+            errors.append(f"no head type {head_type!r}; the head-types page lists them")
+            head_type = None
+        return {"head_type": head_type or None, "year": year_n, "stage": stage or None}, errors
 
     @app.get("/papers", response_class=HTMLResponse, include_in_schema=False)
     def papers_page(
@@ -241,24 +287,28 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         year: str | None = None,
         stage: str | None = None,
     ) -> HTMLResponse:
-        year_n = int(year) if year and year.isdigit() else None
         with db() as conn:
+            filters, errors = paper_filters(conn, head_type, year, stage)
             everything = catalogue.all_papers(conn)
-            found = catalogue.search_papers(conn, q, head_type or None, year_n, stage or None)
+            found = catalogue.search_papers(conn, q, **filters)
             vocab = catalogue.vocabulary(conn)
         years = sorted({p["year"] for p in everything if p.get("year")}, reverse=True)
         used = sorted({t for p in everything for t in p["head_types"]} | set(vocab))
+        names = {t: vocab[t]["name"] if t in vocab else t for t in used}
         return page(
             request,
             "papers.html",
+            status=400 if errors else 200,
+            errors=errors,
             papers=found,
             n_total=len(everything),
             q=q or "",
-            head_type=head_type or "",
-            year=year_n,
-            stage=stage or "",
+            head_type=filters["head_type"] or "",
+            year=filters["year"],
+            stage=filters["stage"] or "",
             years=years,
-            head_types=used,
+            head_types=sorted(used, key=lambda t: names[t].lower()),
+            type_names=names,
             stages=STAGES,
         )
 
@@ -266,7 +316,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     def paper_page(request: Request, paper_id: str) -> HTMLResponse:
         with db() as conn:
             data = paper_data(conn, paper_id)
-        return page(request, "paper.html", scored_types=list(registry_types()), **data)
+        return page(request, "paper.html", scored_types=list(registry_types()), type_names=type_names(), **data)
 
     @app.post("/scans/{scan_id}/delete", include_in_schema=False)
     def delete_scan_form(scan_id: int) -> Response:
@@ -276,9 +326,11 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     def _delete(scan_id: int) -> None:
         if not curate:
             raise HTTPException(403, "read-only: start the server with --curate to change the store")
+        if not 0 <= scan_id <= MAX_ID:
+            raise _no_such_scan(scan_id)
         with db(write=True) as conn:
             if conn.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
-                raise HTTPException(404, f"no scan with id {scan_id}")
+                raise _no_such_scan(scan_id)
             with transaction(conn):
                 conn.execute("DELETE FROM scans WHERE id = ?", (scan_id,))
         cache.evict(scan_id)
@@ -334,11 +386,18 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
 
     @app.get("/api/papers", tags=["papers"], response_model=list[schemas.Paper])
     def api_papers(
-        q: str | None = None, head_type: str | None = None, year: int | None = None, stage: str | None = None
+        q: str | None = Query(None, description="words; every one must match; results ranked by relevance"),
+        head_type: str | None = Query(None, description="a head-type id (see /api/head-types)"),
+        year: str | None = Query(None, description="a year, e.g. 2024"),
+        stage: str | None = Query(None, description="a survey stage: KR, ICI, LR or EP"),
     ) -> list[dict[str, Any]]:
-        """Catalogue papers matching every filter given (``q``: words in title, summary, venue, tags)."""
+        """Catalogue papers matching every filter given, best match first when ``q`` is given (FTS5 bm25 over
+        title and summary; ties by newest), newest first otherwise. An invalid filter answers 400."""
         with db() as conn:
-            return catalogue.search_papers(conn, q, head_type, year, stage)
+            filters, errors = paper_filters(conn, head_type, year, stage)
+            if errors:
+                raise HTTPException(400, "; ".join(errors))
+            return catalogue.search_papers(conn, q, **filters)
 
     @app.get("/api/papers/{paper_id:path}", tags=["papers"], response_model=schemas.PaperDetail)
     def api_paper(paper_id: str) -> dict[str, Any]:

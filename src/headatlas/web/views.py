@@ -28,19 +28,35 @@ _VIRIDIS = (
     (170, 220, 50),
     (253, 231, 37),
 )
-# categorical colours for the overview (Tableau 10), one per head type in registry order
-_CATEGORICAL = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
+# categorical colours, one per head type: 17 hues picked from the Okabe-Ito, Tol and Kelly sets so that every
+# pair differs by CIEDE2000 >= 15 in normal vision and >= 10 under simulated deuteranopia (Machado 2009); the
+# order follows the registry, so a type keeps its colour in every scan, in the app and in report.html
+PALETTE = (
+    "#6699cc",  # current_token
+    "#44bb99",  # duplicate_token
+    "#ee3377",  # induction
+    "#f6a600",  # local
+    "#0067a5",  # previous_token
+    "#be0032",  # retrieval
+    "#848482",  # sink (grey: a resting behaviour)
+    "#008856",  # copying
+    "#2b3d26",  # negative_copying
+    "#654522",  # copy_suppression
+    "#eedd88",  # successor
+    "#332288",  # function_vector
+    "#e25822",  # name_mover
+    "#f99379",  # negative_name_mover
+    "#aa3377",  # s_inhibition
+    "#ffaabb",  # safety
+    "#66ccee",  # semantic_induction
 )
+STAGE_NAMES = {
+    "KR": "knowledge recalling",
+    "ICI": "in-context identification",
+    "LR": "latent reasoning",
+    "EP": "expression preparation",
+}
+"""The survey's four stages of how a model answers, which every head type is filed under."""
 NO_TYPE_COLOR = "#eef0f3"
 MISSING_COLOR = "#d9d9d9"
 CELL = 18  # px of one heatmap cell
@@ -65,8 +81,26 @@ def colorbar_css() -> str:
     return f"linear-gradient(to right, {stops})"
 
 
-def type_colors(type_ids: list[str]) -> dict[str, str]:
-    return {t: _CATEGORICAL[i % len(_CATEGORICAL)] for i, t in enumerate(type_ids)}
+def type_colors(type_ids: list[str] | None = None) -> dict[str, str]:
+    """The colour of each head type: the registry's types in registry order take :data:`PALETTE` in turn, so a
+    type has the same colour everywhere (web app, report.html, every scan); types the registry does not know
+    get the colours left over, then evenly spaced hues. The one place colours are assigned."""
+    from ..heads import head_types as registry_types
+
+    known = list(registry_types())
+    colors = {t: PALETTE[i] for i, t in enumerate(known[: len(PALETTE)])}
+    spare = [c for c in PALETTE if c not in colors.values()]
+    extra = [t for t in (type_ids or []) if t not in colors]
+    for i, t in enumerate(extra):
+        colors[t] = spare[i] if i < len(spare) else _hue(i - len(spare), len(extra) - len(spare))
+    return colors if type_ids is None else {t: colors[t] for t in type_ids}
+
+
+def _hue(i: int, n: int) -> str:
+    import colorsys
+
+    r, g, b = colorsys.hls_to_rgb((i / max(n, 1) + 0.07) % 1.0, 0.5, 0.6)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 def parse_head(name: str, n_layers: int, n_heads: int) -> tuple[int, int]:
@@ -80,12 +114,23 @@ def parse_head(name: str, n_layers: int, n_heads: int) -> tuple[int, int]:
     return layer, head
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, digits: int = 3) -> str:
+    """A number as shown on pages: fixed digits, never ``-0.000`` (a tiny negative rounds to plain zero)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """Jinja's ``num``: ``–`` for a missing value or a non-number, else :func:`_fmt` with ``digits``."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "–"
+    return _fmt(float(value), digits)
 
 
 def scores_by_head(headmap: HeadMap) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
@@ -187,18 +232,40 @@ def heatmap(headmap: HeadMap, type_id: str, link: str | None = None) -> dict[str
     return grid
 
 
+STRONGEST_RULE = (
+    "A head's colour is the member type it is strongest in, strength = (score − threshold) / (1 − threshold), so"
+    " types with low thresholds are not favoured; sink, a resting behaviour many specialised heads share, only"
+    " colours a head that is a member of no other type."
+)
+"""The overview's rule in words (the app and report.html show the same sentence)."""
+
+
 def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
-    """Every head coloured by its strongest member type (see :func:`strongest_type`); pale when none."""
+    """Every head coloured by its strongest member type (see :func:`strongest_type`); pale when none.
+
+    A cell's title lists every type the head is a member of (with its score); the legend counts, per type, the
+    heads it colours (``strongest``) and its members (``members``): a head can be a member of several types.
+    """
     colors = type_colors(list(headmap.head_types))
+    names = {t: str(i.get("name", t)) for t, i in headmap.head_types.items()}
     by_head = scores_by_head(headmap)
     cells = []
     counts: dict[str, int] = dict.fromkeys(headmap.head_types, 0)
+    members: dict[str, int] = dict.fromkeys(headmap.head_types, 0)
     for layer in range(headmap.facts.n_layers):
         for head in range(headmap.facts.n_heads):
             name = head_name(layer, head)
-            type_id, ratio = strongest_type(by_head.get((layer, head), {}))
+            rows = by_head.get((layer, head), {})
+            type_id, ratio = strongest_type(rows)
+            joined = [t for t in headmap.head_types if rows.get(t, {}).get("member")]
+            for t in joined:
+                members[t] += 1
             if type_id is not None:
                 counts[type_id] += 1
+                title = f"{name} · strongest: {names[type_id]} (strength {_fmt(ratio, 2)})"
+                title += "\nmember of: " + "; ".join(f"{names[t]} {_fmt(rows[t]['score'])}" for t in joined)
+            else:
+                title = f"{name} · member of no head type"
             cells.append(
                 {
                     "layer": layer,
@@ -207,19 +274,59 @@ def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
                     "fill": colors[type_id] if type_id else NO_TYPE_COLOR,
                     "member": False,
                     "type_id": type_id,
-                    "title": f"{name} · {type_id or 'no type'}" + (f" (strength {ratio:.2f})" if type_id else ""),
+                    "members": joined,
+                    "title": title,
                 }
             )
     grid = _grid(headmap, cells, link, "Strongest head type", "overview")
     grid["legend"] = [
-        {"type_id": t, "name": headmap.head_types[t].get("name", t), "color": colors[t], "count": counts[t]}
+        {"type_id": t, "name": names[t], "color": colors[t], "count": counts[t], "members": members[t]}
         for t in headmap.head_types
     ]
     return grid
 
 
-def top_heads(headmap: HeadMap, k: int = 5) -> dict[str, list[dict[str, Any]]]:
-    return {t: headmap.top(t, k) for t in headmap.head_types}
+def top_heads(headmap: HeadMap, k: int = 5, type_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per type: every member, best first, and at least the ``k`` best heads (so a type with no members still
+    shows its best candidates). ``type_ids`` limits the types (default: all of the scan's)."""
+    out = {}
+    for t in type_ids if type_ids is not None else list(headmap.head_types):
+        ranked = headmap.top(t, headmap.facts.n_head_total)
+        n_members = sum(1 for r in ranked if r["member"])
+        out[t] = ranked[: max(k, n_members)]
+    return out
+
+
+_TASK_SETS = {
+    "copying": "weights",
+    "negative_copying": "weights",
+    "successor": "weights",
+    "function_vector": "10-shot in-context task prompts (antonyms, capitals, upper case, next item)",
+    "name_mover": "IOI prompts",
+    "negative_name_mover": "IOI prompts",
+    "s_inhibition": "IOI prompts",
+    "safety": "harmful and matched harmless requests",
+    "semantic_induction": "relation prompts (country → capital, antonyms)",
+}
+"""What the types without a shared probe are scored on, for pages that have no scan's own record of it."""
+
+
+def scored_on(type_id: str, probe: str | None, probe_info: dict[str, Any] | None = None) -> str:
+    """What a type's score is computed from, in words: a shared probe, the weights alone, or its own task set.
+
+    ``probe_info`` is the scan's record for the type (``headmap.probes[type_id]``) when there is one.
+    """
+    info = probe_info or {}
+    kind = str(info.get("kind") or "")
+    if probe:
+        return f"the weights and the {probe} probe" if kind.startswith("weights+") else f"the {probe} probe"
+    task = _TASK_SETS.get(type_id)
+    if kind == "weights" or task == "weights":
+        return "the weights alone (no prompts)"
+    own = info.get("probe")
+    if task:
+        return f"its own task set: {task}"
+    return f"its own task set ({own})" if own else "its own task set"
 
 
 def head_detail(headmap: HeadMap, layer: int, head: int) -> dict[str, Any]:

@@ -181,3 +181,102 @@ def test_security_headers(client):
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
     assert " onsubmit=" not in client.get("/").text  # no inline handlers: the CSP would block them anyway
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"/scans/{HUGE}", f"/api/scans/{HUGE}", f"/scans/{HUGE}/heads/L0H0", f"/api/scans/{HUGE}/heads/L0H0",
+     f"/scans/-{HUGE}", f"/scans/{2**63}", f"/api/scans/{2**63}?type=induction"],
+)  # fmt: skip
+def test_huge_scan_ids_are_404_with_security_headers(client, url):
+    r = client.get(url)
+    assert r.status_code == 404, (url, r.status_code)
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+
+
+def test_a_huge_id_cannot_be_deleted_either(web_store):
+    rw = TestClient(create_app(web_store["db"], curate=True), raise_server_exceptions=False)
+    assert rw.delete(f"/api/scans/{HUGE}").status_code == 404
+
+
+def test_an_unexpected_error_is_a_500_page_with_the_security_headers(web_store, monkeypatch):
+    app_client = TestClient(create_app(web_store["db"]), raise_server_exceptions=False)
+
+    def broken(conn):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(catalogue, "vocabulary", broken)
+    for url, kind in (("/head-types", "text/html"), ("/api/head-types", "application/json")):
+        r = app_client.get(url)
+        assert r.status_code == 500 and r.headers["content-type"].startswith(kind), url
+        assert "boom" not in r.text and "Traceback" not in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"], url
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+
+
+def test_no_head_type_reads_scored_on_the_none_probe(client, ids):
+    from headatlas.heads import head_types
+
+    for t in head_types():
+        html = client.get(f"/head-types/{t}").text
+        assert "headatlas scores this type on" in html, t
+        assert "None" not in html.split("headatlas scores this type on")[1].split("</p>")[0], t
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"year": "abc"}, "year must be a year"), ({"stage": "<b>"}, "stage must be one of"),
+     ({"head_type": "no_such_type"}, "no head type")],
+)  # fmt: skip
+def test_invalid_paper_filters_are_explained_not_ignored(client, params, message):
+    everything = client.get("/api/papers").json()
+    r = client.get("/papers", params=params)
+    assert r.status_code == 400
+    assert 'id="filter-error"' in r.text and message in r.text
+    assert "<b>" not in r.text.split('id="filter-error"')[1].split("</div>")[0]  # escaped
+    assert f"{len(everything)} of {len(everything)} papers" in r.text  # the bad filter is dropped, and says so
+    api = client.get("/api/papers", params=params)
+    assert api.status_code == 400 and message in api.json()["detail"]
+
+
+def test_valid_paper_filters_still_filter(client):
+    r = client.get("/papers", params={"year": "2023", "stage": "KR"})
+    assert r.status_code == 200 and 'id="filter-error"' not in r.text
+
+
+def test_scan_page_top_heads_follow_the_filter_and_list_every_member(client, ids, tiny_headmap):
+    import re
+
+    html = client.get(f"/scans/{ids[0]}?type=sink").text
+    cards = re.findall(r'<div class="card top-heads" data-type="([a-z_]+)"', html)
+    assert cards == ["sink"]
+    section = html.split('data-type="sink">', 2)[-1]
+    for name in tiny_headmap.members("sink"):
+        assert f'/heads/{name}">{name}</a>' in section, name
+    overview = client.get(f"/scans/{ids[0]}").text
+    assert re.findall(r'<div class="card top-heads" data-type="([a-z_]+)"', overview) == list(tiny_headmap.head_types)
+
+
+def test_search_ranks_by_relevance_without_the_catalogue_in_the_store(tmp_path):
+    """A store that never imported the catalogue (the app's connections are read-only, so it cannot seed one)
+    searches the shipped list: best match first (the defining paper, then bm25), not newest first."""
+    bare = TestClient(create_app(tmp_path / "bare.sqlite3"))
+    found = bare.get("/api/papers", params={"q": "retrieval head"}).json()
+    assert found[0]["title"] == "Retrieval Head Mechanistically Explains Long-Context Factuality"
+    dates = [p["date"] for p in found]
+    assert dates != sorted(dates, reverse=True)  # the relevance order is not the date order
+    titled = bare.get("/api/papers", params={"q": "induction"}).json()
+    assert "induction" in titled[0]["title"].lower()
+    assert bare.get("/api/papers", params={"q": "zzqqxx"}).json() == []
+
+
+def test_papers_page_shows_type_names_and_explains_stages(client):
+    html = client.get("/papers").text
+    assert '<option value="previous_token">Previous-token head</option>' in html
+    assert '<span class="badge" data-type="induction">Induction head</span>' in html
+    assert 'title="LR: latent reasoning (survey stage)"' in html and 'class="small muted stage-legend"' in html
+    assert "in-context identification" in client.get("/head-types").text
