@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -30,7 +31,7 @@ from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
 from . import catalogue, schemas, views
 from .patterns import for_head, panel_examples, read_patterns_cached
-from .report import env
+from .report import catalogue_papers, env, render_report, report_csp
 
 log = logging.getLogger(__name__)
 STAGES = ("KR", "ICI", "LR", "EP")
@@ -42,6 +43,15 @@ CSP = (
 """Scripts only from /static (never inline), nothing from other origins: defence in depth behind escaping."""
 
 
+SCAN_FILES = {
+    "headmap.csv": "text/csv; charset=utf-8",
+    "headmap.json": "application/json",
+    "patterns.json": "application/json",
+    "report.html": "text/html; charset=utf-8",
+}
+"""What a scan page offers for download: the head map from the store, the patterns from its output directory,
+and its report rendered from both."""
+GZIP_MIN_BYTES = 1024
 MAX_ID = 2**63 - 1
 """SQLite's largest integer: a larger scan id names nothing (and would overflow the driver)."""
 
@@ -94,11 +104,14 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     app = FastAPI(
         title="headatlas",
         description="Attention heads of scanned models joined with the papers that named them.",
-        docs_url=None,  # the stock docs pages load scripts from a CDN; the schema is enough offline
+        docs_url=None,  # the stock docs pages load scripts from a CDN; /api/docs renders the schema here
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     cache = _ScanCache()
+    # inside the headers middleware (added first = innermost): it sees each response whole, so a small one
+    # stays plain; /api/scans/N is ~0.9 MB of JSON
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -233,6 +246,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "scan.html",
             facts=views.facts_rows(hm),
             verification=views.verification_rows(hm),
+            files=files_of(data["scan"]),
             types=[{"id": t, "name": i.get("name", t), "stage": i.get("stage")} for t, i in hm.head_types.items()],
             **data,
         )
@@ -318,6 +332,66 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             data = paper_data(conn, paper_id)
         return page(request, "paper.html", scored_types=list(registry_types()), type_names=type_names(), **data)
 
+    def files_of(meta: dict[str, Any]) -> dict[str, str]:
+        """Download links of a scan: the files it has (patterns only when its output directory holds them)."""
+        has_patterns = bool(meta.get("out_dir")) and (Path(str(meta["out_dir"])) / "patterns.json").is_file()
+        return {n: f"/scans/{meta['id']}/files/{n}" for n in SCAN_FILES if n != "patterns.json" or has_patterns}
+
+    @app.get("/scans/{scan_id}/files/{name}", include_in_schema=False)
+    def scan_file(scan_id: int, name: str) -> Response:
+        if name not in SCAN_FILES:
+            raise HTTPException(404, f"a scan has no file {name!r}; it has {', '.join(SCAN_FILES)}")
+        with db() as conn:
+            headmap, meta = scan_or_404(conn, scan_id)
+            papers = catalogue_papers(conn, headmap) if name == "report.html" else None
+        stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(meta["model"]))[:80]
+        disposition = {"Content-Disposition": f'attachment; filename="{stem}-scan{scan_id}-{name}"'}
+        out_dir = Path(str(meta["out_dir"])) if meta.get("out_dir") else None
+        if name == "patterns.json":
+            if out_dir is None or not (out_dir / name).is_file():
+                raise HTTPException(404, f"scan {scan_id} has no patterns.json in its output directory")
+            return FileResponse(out_dir / name, media_type=SCAN_FILES[name], headers=disposition)
+        if name == "headmap.json":
+            return Response(headmap.json_text(), media_type=SCAN_FILES[name], headers=disposition)
+        if name == "headmap.csv":
+            return Response(headmap.csv_text(), media_type=SCAN_FILES[name], headers=disposition)
+        patterns = read_patterns_cached(out_dir) if out_dir is not None else None
+        html = render_report(headmap, patterns, papers)
+        return HTMLResponse(html, headers={"Content-Security-Policy": report_csp()})  # the report's own script
+
+    @app.get("/api/bibtex", tags=["papers"], response_class=PlainTextResponse)
+    def api_bibtex(
+        id: Annotated[list[str] | None, Query(description="paper ids (repeat for more); default: the filters")] = None,
+        q: str | None = Query(None, description="words; every one must match"),
+        head_type: str | None = Query(None, description="a head-type id"),
+        year: str | None = Query(None, description="a year, e.g. 2024"),
+        stage: str | None = Query(None, description="a survey stage: KR, ICI, LR or EP"),
+    ) -> PlainTextResponse:
+        """BibTeX for the given papers, or for every paper the filters select (as ``/api/papers``)."""
+        with db() as conn:
+            if id:
+                papers = [catalogue.get_paper(conn, i) for i in id]
+                missing = [i for i, p in zip(id, papers, strict=True) if p is None]
+                if missing:
+                    raise HTTPException(404, f"no paper with id {missing[0]!r}")
+                chosen = [p for p in papers if p is not None]
+            else:
+                filters, errors = paper_filters(conn, head_type, year, stage)
+                if errors:
+                    raise HTTPException(400, "; ".join(errors))
+                chosen = catalogue.search_papers(conn, q, **filters)
+        name = chosen[0]["id"] if len(chosen) == 1 else "headatlas-papers"
+        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))[:80]
+        return PlainTextResponse(
+            catalogue.bibtex(chosen),
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'inline; filename="{safe}.bib"'},
+        )
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs(request: Request) -> HTMLResponse:
+        return page(request, "api_docs.html", api=views.openapi_docs(app.openapi()))
+
     @app.post("/scans/{scan_id}/delete", include_in_schema=False)
     def delete_scan_form(scan_id: int) -> Response:
         _delete(scan_id)
@@ -357,6 +431,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "top": data["top"],
             "heads": [{"name": f"L{r['layer']}H{r['head']}", **r} for r in rows],
             "verification": hm.verification,
+            "files": files_of(data["scan"]),
         }
 
     @app.get("/api/scans/{scan_id}/heads/{name}", tags=["scans"])

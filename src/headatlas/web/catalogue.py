@@ -264,3 +264,55 @@ def paper_links(paper: PaperDict) -> list[tuple[str, str]]:
     if paper.get("url") and not any(v == paper["url"] for _, v in links):
         links.insert(0, ("paper", paper["url"]))
     return [(k, v) for k, v in links if v.startswith(("https://", "http://"))]
+
+
+_BIB_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$",
+                "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+_ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
+
+
+def _bib_text(value: Any) -> str:
+    """A field value for BibTeX: LaTeX specials escaped, so braces always balance; one line."""
+    text = " ".join(str(value).split())
+    return "".join(_BIB_ESCAPES.get(c, c) for c in text)
+
+
+def _bib_key(p: PaperDict) -> str:
+    authors = p["authors"]
+    first = re.findall(r"[A-Za-z]+", str(authors[0]).split(",")[0].split()[-1]) if authors else []
+    lead = first[0].lower() if first else "anon"
+    words = [w for w in re.findall(r"[a-z0-9]+", str(p["title"]).lower()) if w not in {"a", "an", "the", "on", "of"}]
+    return f"{lead}{p.get('year') or ''}{words[0] if words else 'paper'}"
+
+
+def bibtex(papers: list[PaperDict]) -> str:
+    """BibTeX entries for ``papers`` (keys made unique with a, b, … suffixes): ``@inproceedings`` for conference
+    venues, ``@misc`` otherwise, the arXiv eprint where the id is one; title case kept by double braces."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in papers:
+        key = _bib_key(p)
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n:
+            key += chr(ord("a") + min(n, 25))
+        pid = str(p["id"])
+        venue = str(p.get("venue") or "")
+        fields: list[tuple[str, str]] = [("title", "{" + _bib_text(p["title"]) + "}")]
+        if p["authors"]:
+            fields.append(("author", " and ".join(_bib_text(a) for a in p["authors"])))
+        if p.get("year"):
+            fields.append(("year", str(p["year"])))
+        kind = "misc"
+        if venue and not re.search(r"blog|anthropic|arxiv", venue, re.I):
+            kind = "inproceedings"
+            fields.append(("booktitle", _bib_text(venue)))
+        elif venue and venue != "arXiv":
+            fields.append(("howpublished", _bib_text(venue)))
+        if _ARXIV_RE.match(pid):
+            fields += [("eprint", pid), ("archivePrefix", "arXiv")]
+        if p.get("url"):
+            fields.append(("url", _bib_text(p["url"])))
+        body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+        out.append(f"@{kind}{{{key},\n{body}\n}}\n")
+    return "\n".join(out)

@@ -482,3 +482,77 @@ def example_for_head(patterns: dict[str, Any] | None, name: str) -> int:
         if bos < best_bos - 1e-9:
             best, best_bos = i, bos
     return best
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    """An OpenAPI schema as a short readable type: ``int``, ``list[Paper]``, ``str | null``, ``Paper``."""
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    for union in ("anyOf", "oneOf"):
+        if union in spec:
+            return " | ".join(_schema_type(s) for s in spec[union])
+    kind = spec.get("type")
+    if kind == "array":
+        return f"list[{_schema_type(spec.get('items', {}))}]"
+    if kind == "object" and isinstance(spec.get("additionalProperties"), dict):
+        return f"dict[str, {_schema_type(spec['additionalProperties'])}]"
+    return {"integer": "int", "string": "str", "number": "float", "boolean": "bool", "object": "object"}.get(
+        str(kind), str(kind or "any")
+    )
+
+
+def openapi_docs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI schema shaped for a server-rendered docs page (no CDN scripts): endpoints with their
+    parameters and response types, then the response models with their fields."""
+    endpoints = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, op in methods.items():
+            params = [
+                {
+                    "name": p.get("name", ""),
+                    "in": p.get("in", ""),
+                    "required": bool(p.get("required")),
+                    "type": _schema_type(p.get("schema", {})),
+                    "description": p.get("description") or p.get("schema", {}).get("description", ""),
+                }
+                for p in op.get("parameters", [])
+            ]
+            ok: dict[str, dict[str, Any]] = op.get("responses", {}).get("200", {}).get("content", {})
+            media, body = next(iter(ok.items()), ("", {}))
+            returned: dict[str, Any] = body.get("schema") or {}
+            endpoints.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": (op.get("description") or op.get("summary") or "").split("\n\n")[0].split(". ")[0],
+                    "description": op.get("description", ""),
+                    "tag": (op.get("tags") or ["other"])[0],
+                    "params": params,
+                    "returns": _schema_type(returned) if returned else media or "–",
+                    "media": media,
+                    "example": path if "{" not in path and not any(p["required"] for p in params) else None,
+                }
+            )
+    models = []
+    for name, spec in sorted(schema.get("components", {}).get("schemas", {}).items()):
+        if name in ("HTTPValidationError", "ValidationError"):
+            continue
+        required = set(spec.get("required", []))
+        models.append(
+            {
+                "name": name,
+                "description": spec.get("description", ""),
+                "fields": [
+                    {
+                        "name": f,
+                        "type": _schema_type(s),
+                        "required": f in required,
+                        "description": s.get("description", ""),
+                    }
+                    for f, s in spec.get("properties", {}).items()
+                ],
+            }
+        )
+    info = schema.get("info", {})
+    return {"title": info.get("title", ""), "version": info.get("version", ""),
+            "description": info.get("description", ""), "endpoints": endpoints, "models": models}  # fmt: skip

@@ -280,3 +280,64 @@ def test_papers_page_shows_type_names_and_explains_stages(client):
     assert '<span class="badge" data-type="induction">Induction head</span>' in html
     assert 'title="LR: latent reasoning (survey stage)"' in html and 'class="small muted stage-legend"' in html
     assert "in-context identification" in client.get("/head-types").text
+
+
+def test_scan_page_links_its_files_and_each_downloads(client, ids, web_store, tiny_headmap):
+    from headatlas.web.report import report_csp
+
+    good = ids[0]
+    html = client.get(f"/scans/{good}").text
+    for name in ("headmap.csv", "headmap.json", "patterns.json", "report.html"):
+        assert f'href="/scans/{good}/files/{name}"' in html, name
+    csv = client.get(f"/scans/{good}/files/headmap.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text == tiny_headmap.csv_text() and "attachment" in csv.headers["content-disposition"]
+    js = client.get(f"/scans/{good}/files/headmap.json")
+    assert js.json()["model"]["name"] == tiny_headmap.facts.name
+    patterns = client.get(f"/scans/{good}/files/patterns.json")
+    assert patterns.content == (web_store["good"] / "patterns.json").read_bytes()
+    report = client.get(f"/scans/{good}/files/report.html")
+    assert report.status_code == 200 and 'id="pattern-data"' in report.text
+    assert report.headers["content-security-policy"] == report_csp()  # the report's pinned script may run
+    api = client.get(f"/api/scans/{good}").json()
+    assert set(api["files"]) == {"headmap.csv", "headmap.json", "patterns.json", "report.html"}
+
+
+@pytest.mark.parametrize("name", ["store.sqlite3", "..%2Fstore.sqlite3", "headmap.parquet", "%2e%2e"])
+def test_scan_files_are_only_the_four(client, ids, name):
+    r = client.get(f"/scans/{ids[0]}/files/{name}")
+    assert r.status_code == 404 and "SQLite" not in r.text
+
+
+def test_large_responses_are_gzipped(client, ids):
+    big = client.get(f"/api/scans/{ids[0]}", headers={"Accept-Encoding": "gzip"})
+    assert big.headers.get("content-encoding") == "gzip" and big.json()["scan"]["id"] == ids[0]
+    assert "script-src" in big.headers["content-security-policy"]
+    small = client.get("/api/scans/424242", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # a tiny error body is not worth compressing
+
+
+def test_bibtex_for_a_paper_and_for_a_filtered_list(client, hostile):
+    one = client.get("/api/bibtex", params={"id": "2404.15574"})
+    assert one.status_code == 200 and one.text.startswith("@misc{wu2024retrieval,")
+    assert "eprint = {2404.15574}" in one.text and "author = {Wenhao Wu and" in one.text
+    assert 'id="bibtex" href="/api/bibtex?id=2209.11895"' in client.get("/papers/2209.11895").text
+    listed = client.get("/api/bibtex", params={"head_type": "retrieval"}).text
+    n = len(client.get("/api/papers", params={"head_type": "retrieval"}).json())
+    assert listed.count("\n@") + 1 == n > 1
+    keys = [line.split("{", 1)[1].rstrip(",") for line in listed.splitlines() if line.startswith("@")]
+    assert len(set(keys)) == len(keys)  # unique keys
+    bad = client.get("/api/bibtex", params={"id": "hostile-title-paper-2024"}).text
+    assert bad.count("{") == bad.count("}") and "\\_\\_xss" in bad  # LaTeX specials escaped, braces balance
+    assert client.get("/api/bibtex", params={"id": "nope"}).status_code == 404
+    assert client.get("/api/bibtex", params={"year": "abc"}).status_code == 400
+
+
+def test_api_docs_page_is_rendered_here_from_the_schema(client):
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    schema = client.get("/api/openapi.json").json()
+    for path in schema["paths"]:
+        assert f'<span class="mono">{path}</span>' in r.text, path
+    assert '<script src="http' not in r.text and "cdn" not in r.text.lower()
+    assert 'href="/api/docs"' in client.get("/").text
