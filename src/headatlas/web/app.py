@@ -230,7 +230,55 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             reported.append(entry)
         return {"paper": paper, "links": catalogue.paper_links(paper), "matching": matching, "reported": reported}
 
+    def compare_data(conn: sqlite3.Connection, types: str | None, scans: str | None) -> dict[str, Any]:
+        """``types`` and ``scans``: comma-separated ids (default: every type of the chosen scans; the newest scan
+        of each model). A paper's reported heads are drawn on the scan of the same model."""
+        stored = list_scans(conn)
+        if scans:
+            wanted = [s.strip() for s in scans.split(",") if s.strip()]
+            bad = [s for s in wanted if not s.isdigit() or not any(x["id"] == int(s) for x in stored)]
+            if bad:
+                raise HTTPException(404, f"no scan with id {bad[0]!r}")
+            ids = list(dict.fromkeys(int(s) for s in wanted))
+        else:
+            newest: dict[str, int] = {}
+            for s in stored:  # newest first
+                newest.setdefault(s["model"], s["id"])
+            ids = sorted(newest.values())
+        loaded = [(meta, hm) for hm, meta in (scan_or_404(conn, i) for i in ids)]
+        present = list(dict.fromkeys(t for _, hm in loaded for t in hm.head_types))
+        if types:
+            type_ids = list(dict.fromkeys(t.strip() for t in types.split(",") if t.strip()))
+            unknown = [t for t in type_ids if t not in present]
+            if unknown:
+                raise HTTPException(404, f"head type {unknown[0]!r} is in none of the compared scans")
+        else:
+            type_ids = present
+        reported = [
+            {**r, "paper_id": p["id"], "paper_title": p["title"]}
+            for p in catalogue.all_papers(conn)
+            for r in p.get("reported_heads") or []
+        ]
+        return {
+            "types": views.compare_view(loaded, type_ids, reported),
+            "scan_ids": ids,
+            "type_ids": type_ids,
+            "all_scans": stored,
+            "all_types": [{"id": t, "name": next(hm.head_types[t].get("name", t) for _, hm in loaded
+                                                 if t in hm.head_types)} for t in present],
+        }  # fmt: skip
+
     # ---- pages --------------------------------------------------------------------------------------
+    @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
+    def compare_page(request: Request, types: str | None = None, scans: str | None = None) -> HTMLResponse:
+        with db() as conn:
+            data = compare_data(conn, types, scans)
+        colors = views.type_colors([t["id"] for t in data["all_types"]])
+        return page(
+            request, "compare.html", colors=colors, strip_width=views.COMPARE_WIDTH,
+            strip_height=views.COMPARE_HEIGHT, **data,
+        )  # fmt: skip
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         with db() as conn:
@@ -440,6 +488,33 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             data = head_data(conn, scan_id, name)
         return {"scan": data["scan"], "head": data["head"], "patterns": data["patterns"]}
+
+    @app.get("/api/compare", tags=["scans"])
+    def api_compare(
+        types: str | None = Query(None, description="comma-separated head-type ids (default: all)"),
+        scans: str | None = Query(None, description="comma-separated scan ids (default: newest per model)"),
+    ) -> dict[str, Any]:
+        """One head type across scanned models: per scan its members, best head and depth (layer / (layers - 1)),
+        and a paper's reported heads for the same model."""
+        with db() as conn:
+            data = compare_data(conn, types, scans)
+        out = []
+        for t in data["types"]:
+            rows = []
+            for r in t["scans"]:
+                if r["missing"]:
+                    rows.append({"scan_id": r["scan"]["id"], "model": r["model"], "missing": True})
+                    continue
+                rows.append(
+                    {"scan_id": r["scan"]["id"], "model": r["model"], "missing": False, "n_layers": r["n_layers"],
+                     "n_heads": r["n_heads"], "n_members": r["n_members"], "members": r["members"],
+                     "member_depths": [views.depth(views.parse_head(m, r["n_layers"], r["n_heads"])[0], r["n_layers"])
+                                       for m in r["members"]],
+                     "best": r["best"], "best_depth": r["best_depth"], "mean_depth": r["mean_depth"],
+                     "reported": r["reported"]}
+                )  # fmt: skip
+            out.append({"type_id": t["type_id"], "name": t["name"], "scans": rows})
+        return {"scans": data["scan_ids"], "types": out}
 
     @app.delete("/api/scans/{scan_id}", tags=["curation"])
     def api_delete_scan(scan_id: int) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from ..errors import InvalidSettingError
 from ..headmap import HeadMap, head_name
 
@@ -556,3 +558,101 @@ def openapi_docs(schema: dict[str, Any]) -> dict[str, Any]:
     info = schema.get("info", {})
     return {"title": info.get("title", ""), "version": info.get("version", ""),
             "description": info.get("description", ""), "endpoints": endpoints, "models": models}  # fmt: skip
+
+
+COMPARE_WIDTH = 560  # px of the depth axis (layer 0 at the left edge, the last layer at the right)
+COMPARE_HEIGHT = 54  # px of one model's strip (its heads stacked, whatever their number)
+
+
+def depth(layer: int, n_layers: int) -> float:
+    """A layer's position in the stack: 0 for the first layer, 1 for the last (``layer / (n_layers - 1)``)."""
+    return layer / (n_layers - 1) if n_layers > 1 else 0.0
+
+
+def model_key(name: str) -> str:
+    """A model name reduced for matching a paper's wording to a scan ("GPT-2 small" and "gpt2" agree)."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return {"gpt2small": "gpt2", "gpt2124m": "gpt2"}.get(key, key)
+
+
+def compare_view(
+    scans: list[tuple[dict[str, Any], HeadMap]], type_ids: list[str], reported: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per head type, each scan as a strip on a depth-normalised layer axis (one column per layer, coloured by its
+    best score in viridis; members dotted at their head's row),
+    with its member count, best head and members' mean depth; ``reported`` heads (a paper's, with ``paper_id``,
+    ``paper_title``, ``model``, ``head``, ``head_type``) are ringed on the scan of the same model."""
+    out = []
+    for type_id in type_ids:
+        rows = []
+        name = type_id
+        for meta, hm in scans:
+            if type_id not in hm.head_types:
+                rows.append({"scan": meta, "model": hm.facts.name, "missing": True})
+                continue
+            name = str(hm.head_types[type_id].get("name", type_id))
+            n_layers, n_heads = hm.facts.n_layers, hm.facts.n_heads
+            col, row_h = COMPARE_WIDTH / n_layers, COMPARE_HEIGHT / n_heads
+            matrix = hm.matrix(type_id)
+            threshold = float(hm.head_types[type_id].get("threshold") or 0.0)
+            vmax = max(1.0, float(np.nanmax(matrix)) if not np.isnan(matrix).all() else 1.0)
+            keys = {model_key(hm.facts.name), model_key(hm.facts.source.rsplit("/", 1)[-1]), model_key(meta["model"])}
+            marks = [r for r in reported if r.get("head_type") == type_id and model_key(str(r.get("model"))) in keys]
+            cells, dots, members = [], [], []
+            for layer in range(n_layers):  # one column per layer, coloured by its best head's score
+                scores = [float(v) for v in matrix[layer] if not math.isnan(v)]
+                best_head = int(np.nanargmax(matrix[layer])) if scores else None
+                in_layer = 0
+                for head in range(n_heads):
+                    value = float(matrix[layer, head])
+                    if not math.isnan(value) and value >= threshold:
+                        in_layer += 1
+                        hname = head_name(layer, head)
+                        members.append((layer, hname, value))
+                        dots.append({"cx": round((layer + 0.5) * col, 2), "cy": round((head + 0.5) * row_h, 2),
+                                     "name": hname, "title": f"{hname} · depth {depth(layer, n_layers):.2f} · score "
+                                     f"{_fmt(value)} · member"})  # fmt: skip
+                top_score = max(scores) if scores else None
+                cells.append(
+                    {"x": round(layer * col, 2), "w": round(max(col - 0.6, 0.6), 2),
+                     "fill": score_color(top_score, vmax),
+                     "title": f"layer {layer} (depth {depth(layer, n_layers):.2f}): best "
+                     + (f"{head_name(layer, best_head)} {_fmt(top_score)}" if best_head is not None else "–")
+                     + f"; {in_layer} member{'s' if in_layer != 1 else ''}"}
+                )  # fmt: skip
+            rings = []
+            for r in marks:
+                try:
+                    layer, head = parse_head(str(r.get("head")), n_layers, n_heads)
+                except InvalidSettingError:
+                    continue
+                rings.append(
+                    {"cx": round((layer + 0.5) * col, 2), "cy": round((head + 0.5) * row_h, 2),
+                     "r": round(max(3.0, min(col, row_h) / 2 + 1), 2), "head": head_name(layer, head),
+                     "paper_id": r.get("paper_id"), "paper_title": r.get("paper_title")}
+                )  # fmt: skip
+            best = max(members, key=lambda m: m[2]) if members else None
+            top = hm.top(type_id, 1)
+            rows.append(
+                {
+                    "scan": meta,
+                    "model": hm.facts.name,
+                    "missing": False,
+                    "n_layers": n_layers,
+                    "n_heads": n_heads,
+                    "n_members": len(members),
+                    "best": top[0] if top else None,
+                    "best_depth": depth(top[0]["layer"], n_layers) if top else None,
+                    "mean_depth": sum(depth(m[0], n_layers) for m in members) / len(members) if members else None,
+                    "members": [m[1] for m in sorted(members, key=lambda m: -m[2])],
+                    "cells": cells,
+                    "dots": dots,
+                    "dot_r": round(max(1.6, min(3.2, col / 2 - 0.6, row_h / 2 - 0.3)), 2),
+                    "rings": rings,
+                    "reported": [{**r, "in_scan": any(g["head"] == r.get("head") for g in rings)} for r in marks],
+                    "vmax": vmax,
+                    "best_is_member": best is not None,
+                }
+            )
+        out.append({"type_id": type_id, "name": name, "scans": rows})
+    return out

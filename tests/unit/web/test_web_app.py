@@ -341,3 +341,70 @@ def test_api_docs_page_is_rendered_here_from_the_schema(client):
         assert f'<span class="mono">{path}</span>' in r.text, path
     assert '<script src="http' not in r.text and "cdn" not in r.text.lower()
     assert 'href="/api/docs"' in client.get("/").text
+
+
+@pytest.fixture(scope="module")
+def compare_store(tmp_path_factory, tiny_headmap, snapshot_headmap, tiny_loaded):
+    """Two models: the planted one (its induction member reported by a paper, plus a head outside it) and a
+    deeper copy with twice the layers, so depths differ from layer numbers."""
+    import copy
+    import dataclasses
+    from datetime import date
+
+    from headatlas.literature.schema import Paper
+    from headatlas.literature.store import ensure_seeded, import_papers
+    from headatlas.store import save_scan
+
+    deep = copy.deepcopy(tiny_headmap)
+    deep.facts = dataclasses.replace(deep.facts, name="deep-planted", n_layers=4)
+    deep.rows = [dict(r, layer=r["layer"] + 2) for r in tiny_headmap.rows] + [
+        dict(r, score=0.0, member=False) for r in tiny_headmap.rows
+    ]
+    best = tiny_headmap.top("induction", 1)[0]["name"]
+    paper = Paper.from_dict(
+        {"id": "planted-report-2025", "title": "Heads planted on purpose", "date": "2025-01-02", "venue": "arXiv",
+         "links": {"paper": "https://example.org/p"}, "tags": [], "head_types": ["induction"], "stages": ["LR"],
+         "summary": {"innovation": "x", "tasks": "y", "result": "z"},
+         "reported_heads": [{"model": tiny_headmap.facts.name, "head": best, "head_type": "induction"},
+                            {"model": tiny_headmap.facts.name, "head": "L40H0", "head_type": "induction"}],
+         "provenance": {"source": "contribution", "added": "2025-01-03"}},
+        today=date(2026, 1, 1),
+    )  # fmt: skip
+    db = tmp_path_factory.mktemp("compare") / "store.sqlite3"
+    conn = connect(db)
+    ensure_seeded(conn)
+    import_papers(conn, [paper])
+    ids = (save_scan(conn, tiny_headmap), save_scan(conn, deep))
+    conn.close()
+    return {"db": db, "ids": ids, "best": best}
+
+
+def test_compare_puts_models_on_one_depth_axis_with_reported_heads(compare_store, tiny_headmap):
+    c = TestClient(create_app(compare_store["db"]))
+    a, b = compare_store["ids"]
+    data = c.get("/api/compare", params={"types": "induction"}).json()
+    assert data["scans"] == [a, b] and [t["type_id"] for t in data["types"]] == ["induction"]
+    small, deep = data["types"][0]["scans"]
+    assert small["n_members"] == len(tiny_headmap.members("induction")) == deep["n_members"]
+    # layer L in the 2-layer model is depth L/1; the same head sits at layer L+2 of 4 in the deep copy: (L+2)/3
+    for m, d_small, d_deep in zip(small["members"], small["member_depths"], deep["member_depths"], strict=True):
+        layer = int(m[1 : m.index("H")])
+        assert d_small == pytest.approx(layer / 1) and d_deep == pytest.approx((layer + 2) / 3)
+    reported = {r["head"]: r["in_scan"] for r in small["reported"]}
+    assert reported == {compare_store["best"]: True, "L40H0": False} and deep["reported"] == []
+    html = c.get("/compare", params={"types": "induction"}).text
+    assert html.count('<circle class="reported"') == 1 and "Heads planted on purpose" in html
+    assert html.count('class="compare-row"') == 2
+    every = c.get("/compare").text
+    assert all(f'id="compare-{t}"' in every for t in tiny_headmap.head_types)
+    assert 'href="/compare"' in c.get("/").text
+
+
+@pytest.mark.parametrize(
+    "params", [{"scans": "1,999"}, {"scans": "x"}, {"types": "nope"}, {"scans": "99999999999999999999999"}]
+)
+def test_compare_refuses_unknown_scans_and_types(compare_store, params):
+    c = TestClient(create_app(compare_store["db"]), raise_server_exceptions=False)
+    assert c.get("/api/compare", params=params).status_code == 404
+    r = c.get("/compare", params=params)
+    assert r.status_code == 404 and 'id="error-message"' in r.text
