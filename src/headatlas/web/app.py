@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import HeadatlasError, StoreError
-from ..headmap import HeadMap
+from ..headmap import HeadMap, head_name
 from ..heads import head_types as registry_types
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
@@ -305,9 +305,17 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             data = head_data(conn, scan_id, name)
         p = data["patterns"]
         example = views.example_for_head(p, data["head"]["name"])
+        n_heads = data["headmap"].facts.n_heads
+        index = data["head"]["layer"] * n_heads + data["head"]["head"]
+        total = data["headmap"].facts.n_head_total
+        neighbour = {  # reading order: L0H0, L0H1, … L1H0, …
+            k: head_name(i // n_heads, i % n_heads) if 0 <= i < total else None
+            for k, i in (("prev_head", index - 1), ("next_head", index + 1))
+        }
         return page(
-            request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example, **data
-        )
+            request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example,
+            **neighbour, **data,
+        )  # fmt: skip
 
     @app.get("/head-types", response_class=HTMLResponse, include_in_schema=False)
     def types_page(request: Request) -> HTMLResponse:
