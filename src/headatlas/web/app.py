@@ -189,7 +189,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "type_id": type_id,
             "grid": views.heatmap(headmap, type_id, link) if type_id else views.overview(headmap, link),
             "top": views.top_heads(headmap, 5, [type_id] if type_id else None),
-            "members": {t: len(headmap.members(t)) for t in headmap.head_types},
+            "members": views.member_counts(headmap),
         }
 
     def head_data(conn: sqlite3.Connection, scan_id: int, name: str) -> dict[str, Any]:
@@ -308,13 +308,12 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         n_heads = data["headmap"].facts.n_heads
         index = data["head"]["layer"] * n_heads + data["head"]["head"]
         total = data["headmap"].facts.n_head_total
-        neighbour = {  # reading order: L0H0, L0H1, … L1H0, …
-            k: head_name(i // n_heads, i % n_heads) if 0 <= i < total else None
-            for k, i in (("prev_head", index - 1), ("next_head", index + 1))
-        }
+        prev_head, next_head = (  # reading order: L0H0, L0H1, … L1H0, …
+            head_name(i // n_heads, i % n_heads) if 0 <= i < total else None for i in (index - 1, index + 1)
+        )
         return page(
             request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example,
-            **neighbour, **data,
+            prev_head=prev_head, next_head=next_head, **data,
         )  # fmt: skip
 
     @app.get("/head-types", response_class=HTMLResponse, include_in_schema=False)

@@ -291,11 +291,16 @@ def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
 def top_heads(headmap: HeadMap, k: int = 5, type_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per type: every member, best first, and at least the ``k`` best heads (so a type with no members still
     shows its best candidates). ``type_ids`` limits the types (default: all of the scan's)."""
+    wanted = type_ids if type_ids is not None else list(headmap.head_types)
+    by_type: dict[str, list[dict[str, Any]]] = {t: [] for t in wanted}
+    for r in headmap.rows:  # one pass over the rows, not one per type
+        if r["head_type"] in by_type and r["score"] is not None:
+            by_type[r["head_type"]].append(r)
     out = {}
-    for t in type_ids if type_ids is not None else list(headmap.head_types):
-        ranked = headmap.top(t, headmap.facts.n_head_total)
-        n_members = sum(1 for r in ranked if r["member"])
-        out[t] = ranked[: max(k, n_members)]
+    for t, rows in by_type.items():
+        rows.sort(key=lambda r: (-r["score"], r["layer"], r["head"]))  # HeadMap.top's order
+        n_members = sum(1 for r in rows if r["member"])
+        out[t] = [{**r, "name": head_name(r["layer"], r["head"])} for r in rows[: max(k, n_members)]]
     return out
 
 
@@ -656,3 +661,12 @@ def compare_view(
             )
         out.append({"type_id": type_id, "name": name, "scans": rows})
     return out
+
+
+def member_counts(headmap: HeadMap) -> dict[str, int]:
+    """Members per head type, in the scan's type order (one pass over the rows)."""
+    counts = dict.fromkeys(headmap.head_types, 0)
+    for r in headmap.rows:
+        if r["member"] and r["head_type"] in counts:
+            counts[r["head_type"]] += 1
+    return counts

@@ -408,3 +408,13 @@ def test_compare_refuses_unknown_scans_and_types(compare_store, params):
     assert c.get("/api/compare", params=params).status_code == 404
     r = c.get("/compare", params=params)
     assert r.status_code == 404 and 'id="error-message"' in r.text
+
+
+def test_head_pages_link_previous_and_next_in_reading_order(client, ids, tiny_headmap):
+    f = tiny_headmap.facts
+    first = client.get(f"/scans/{ids[0]}/heads/L0H0").text
+    assert 'id="prev-head"' not in first and f'href="/scans/{ids[0]}/heads/L0H1"' in first
+    wrap = client.get(f"/scans/{ids[0]}/heads/L0H{f.n_heads - 1}").text
+    assert f'id="next-head" rel="next" href="/scans/{ids[0]}/heads/L1H0"' in wrap
+    last = client.get(f"/scans/{ids[0]}/heads/L{f.n_layers - 1}H{f.n_heads - 1}").text
+    assert 'id="next-head"' not in last and 'id="prev-head"' in last
