@@ -111,7 +111,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     cache = _ScanCache()
     # inside the headers middleware (added first = innermost): it sees each response whole, so a small one
     # stays plain; /api/scans/N is ~0.9 MB of JSON
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=5)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
