@@ -67,6 +67,7 @@ class _ScanCache:
     def __init__(self, size: int = 16) -> None:
         self.size = size
         self.items: dict[tuple[int, str], HeadMap] = {}
+        self.shaped: dict[tuple[int, str, str], Any] = {}  # views of a cached head map (grids, top heads)
         self.lock = threading.Lock()
 
     def get(self, conn: sqlite3.Connection, scan_id: int) -> tuple[HeadMap, dict[str, Any]]:
@@ -87,14 +88,31 @@ class _ScanCache:
             hit = load_scan(conn, scan_id)
             with self.lock:
                 if len(self.items) >= self.size:
-                    self.items.pop(next(iter(self.items)))
+                    self._drop(next(iter(self.items)))
                 self.items[key] = hit
         return hit, meta
+
+    def view(self, meta: dict[str, Any], name: str, make: Any) -> Any:
+        """``make()`` once per cached scan and ``name`` (what pages read of a scan never changes either)."""
+        key = (int(meta["id"]), str(meta["created_at"]), name)
+        with self.lock:
+            if key in self.shaped:
+                return self.shaped[key]
+        value = make()
+        with self.lock:
+            if key[:2] in self.items:
+                self.shaped[key] = value
+        return value
+
+    def _drop(self, key: tuple[int, str]) -> None:
+        del self.items[key]
+        for k in [k for k in self.shaped if k[:2] == key]:
+            del self.shaped[k]
 
     def evict(self, scan_id: int) -> None:
         with self.lock:
             for key in [k for k in self.items if k[0] == scan_id]:
-                del self.items[key]
+                self._drop(key)
 
 
 def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> FastAPI:
@@ -187,9 +205,15 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "scan": meta,
             "headmap": headmap,
             "type_id": type_id,
-            "grid": views.heatmap(headmap, type_id, link) if type_id else views.overview(headmap, link),
-            "top": views.top_heads(headmap, 5, [type_id] if type_id else None),
-            "members": views.member_counts(headmap),
+            "grid": cache.view(
+                meta,
+                f"grid:{type_id}",
+                lambda: views.heatmap(headmap, type_id, link) if type_id else views.overview(headmap, link),
+            ),
+            "top": cache.view(
+                meta, f"top:{type_id}", lambda: views.top_heads(headmap, 5, [type_id] if type_id else None)
+            ),
+            "members": cache.view(meta, "members", lambda: views.member_counts(headmap)),
         }
 
     def head_data(conn: sqlite3.Connection, scan_id: int, name: str) -> dict[str, Any]:
