@@ -28,3 +28,14 @@ def smollm2():
 @pytest.fixture()
 def db_path(tmp_path):
     return tmp_path / "store.sqlite3"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many generated inputs each parser took in the property tests (issue 19's robustness line)."""
+    from headatlas.testing.robustness import summary
+
+    lines = summary()
+    if lines:
+        terminalreporter.section("robustness (property tests)")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,14 +14,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .causal.cli import print_verification
 from .causal.cli import register as register_causal
 from .errors import HeadatlasError, InvalidSettingError
-from .headmap import HeadMap, check_out_dir
-from .heads import head_types
 from .literature.cli import papers_app
 from .literature.feed.cli import digest_app, feed_app  # also adds `papers review` / `papers classify`
+from .literature.feed.proposals import accept_proposed_command
 from .models.zoo import DEFAULT_MODEL, ZOO
+
+if TYPE_CHECKING:
+    from .headmap import HeadMap
 
 app = typer.Typer(
     help="What does each attention head of this model do?",
@@ -32,6 +33,7 @@ app = typer.Typer(
 heads_app = typer.Typer(help="The head types headatlas detects.", no_args_is_help=True)
 scans_app = typer.Typer(help="Scans recorded in the store.", no_args_is_help=True)
 app.add_typer(heads_app, name="heads")
+heads_app.command("accept-proposed")(accept_proposed_command)  # proposed types of the literature vocabulary
 app.add_typer(scans_app, name="scans")
 atlas_app = typer.Typer(help="The published atlas of verified heads (atlas/ in the repository).", no_args_is_help=True)
 app.add_typer(atlas_app, name="atlas")
@@ -76,7 +78,9 @@ def scan(
     ] = False,
 ) -> None:
     """Scan MODEL and write OUT/headmap.csv and OUT/headmap.json."""
+    from .causal.cli import print_verification
     from .census import ScanSettings, run_census
+    from .headmap import check_out_dir
     from .models.loader import load_model
     from .probes import ProbeSettings
     from .store import connect, save_scan
@@ -149,6 +153,8 @@ def _print_summary(headmap: HeadMap, k: int = 3) -> None:
 @heads_app.command("list")
 def heads_list(fmt: FormatOption = "table") -> None:
     """The head types, their definitions and papers."""
+    from .heads import head_types
+
     records: list[dict[str, Any]] = [
         {
             "id": t.id,
@@ -264,6 +270,7 @@ def atlas_build(
 ) -> None:
     """Scan the zoo models with every head type and --verify; write atlas/<model>/ and atlas/README.md."""
     from .atlas import build_atlas
+    from .headmap import check_out_dir
 
     chosen = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in ZOO]
@@ -274,24 +281,67 @@ def atlas_build(
     err.print(f"wrote {readme}")
 
 
+def _click_classes() -> tuple[type[Exception], type[Exception]]:
+    """``(ClickException, UsageError)`` as the installed typer raises them.
+
+    typer ≥ 0.2x vendors click as ``typer._click``; older releases use the ``click`` package. Both re-export
+    ``BadParameter`` as ``typer.BadParameter``, so its base classes are the ones the parser really raises.
+    """
+    bases = {c.__name__: c for c in typer.BadParameter.__mro__}
+    return bases["ClickException"], bases["UsageError"]
+
+
+def _show_usage_error(exc: Exception) -> None:
+    """Usage line, help hint and one ``error:`` line (click's message keeps its "Did you mean …?")."""
+    ctx = getattr(exc, "ctx", None)
+    message = exc.format_message()  # type: ignore[attr-defined]
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help is the message
+        print(message, file=sys.stderr)
+        return
+    if ctx is not None:
+        print(ctx.get_usage(), file=sys.stderr)
+        print(f"Try '{ctx.command_path} --help' for help.", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
+
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
+
+
+def _interrupted() -> int:
+    print("error: interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (2 with a one-line message for bad input)."""
+    """Run the CLI; returns the exit code.
+
+    2 with a usage hint for a command line the parser refuses, 2 with one line for bad input (HeadatlasError),
+    the code a command returns or exits with (``typer.Exit(1)``), 130 with one line for Ctrl-C.
+    """
+    click_exception, usage_error = _click_classes()
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="headatlas", standalone_mode=False)
+        rv = app(args=list(argv) if argv is not None else None, prog_name="headatlas", standalone_mode=False)
     except HeadatlasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-            return exc.exit_code if exc.exit_code else 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+    except KeyboardInterrupt:
+        return _interrupted()
+    except typer.Abort as exc:  # click without typer's own handling turns Ctrl-C into Abort
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _interrupted()
+        print("error: aborted", file=sys.stderr)
+        return 1
+    except usage_error as exc:
+        _show_usage_error(exc)
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except click_exception as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 1) or 1)
+    # Non-standalone typer returns the code of a ``typer.Exit`` raised in a command (and what a command returns).
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return _interrupted() if rv == INTERRUPTED else rv
     return 0
 
 

@@ -54,3 +54,7 @@ class StoreError(HeadatlasError, RuntimeError):
 
 class SourceError(HeadatlasError, ConnectionError):
     """A paper source (arXiv, Daily Papers, Semantic Scholar) is unreachable or answered unusably."""
+
+
+class DeliveryError(HeadatlasError, ConnectionError):
+    """Some digest messages were not delivered (they stay due and go out on the next send)."""

@@ -7,14 +7,18 @@ import io
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from . import fileio
 from .errors import InvalidSettingError, UnknownHeadTypeError
+from .fileio import loads_json
 from .models.facts import ModelFacts
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CSV_COLUMNS = ("layer", "head", "head_type", "score", "score_se", "n_samples", "threshold", "member")
 CAUSAL_COLUMNS = ("attribution", "ablation_effect")
@@ -58,6 +62,8 @@ class HeadMap:
 
     def matrix(self, head_type: str) -> np.ndarray:
         """``[layers, heads]`` array of scores (NaN where not computed)."""
+        import numpy as np  # here: the paper commands read head maps without numpy
+
         self._check(head_type)
         out = np.full((self.facts.n_layers, self.facts.n_heads), np.nan)
         for row in self.rows:
@@ -122,8 +128,8 @@ class HeadMap:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeadMap:
-        model = dict(data["model"])
-        model["sliding_layers"] = tuple(model["sliding_layers"])
+        """Validate a decoded ``headmap.json``; a malformed one raises :class:`InvalidSettingError` naming the field."""
+        model, rows = _validated(data)
         # the JSON sorts keys; the scan's order of head types (kept in settings) is the order reports use
         order = {t: i for i, t in enumerate(data["settings"].get("head_types", []))}
 
@@ -139,7 +145,7 @@ class HeadMap:
 
         return cls(
             facts=ModelFacts(**model),
-            rows=[dict(r) for r in data["heads"]],
+            rows=rows,
             settings=data["settings"],
             head_types=scan_order(data["head_types"]),
             probes=scan_order(data.get("probes", {})),
@@ -152,7 +158,13 @@ class HeadMap:
         p = Path(path)
         if p.is_dir():
             p = p / "headmap.json"
-        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        try:
+            data = loads_json(p.read_bytes())
+        except OSError as exc:
+            raise InvalidSettingError(f"cannot read {p}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise InvalidSettingError(f"{p}: {exc}") from None
+        return cls.from_dict(data)
 
 
 def check_out_dir(out_dir: str | Path) -> Path:
@@ -165,21 +177,93 @@ def check_out_dir(out_dir: str | Path) -> Path:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise InvalidSettingError(f"output directory {out} cannot be written ({existing} is not a writable directory)")
+    try:  # access() says yes for root and for /proc: only creating something there proves it
+        os.rmdir(tempfile.mkdtemp(prefix=".headatlas-probe-", dir=existing))
+    except OSError as exc:
+        raise InvalidSettingError(f"output directory {out} cannot be created in {existing}: {exc.strerror}") from None
     return out
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Check ``out_dir`` and create it."""
     out = check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidSettingError(f"cannot create output directory {out}: {exc.strerror}") from None
     return out
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Write via an exclusive temporary file and rename (:func:`headatlas.fileio.write_atomic`)."""
+    try:
+        fileio.write_atomic(path, text)
+    except OSError as exc:
+        raise InvalidSettingError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+MAX_LAYERS = 1024
+MAX_HEADS = 1024
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidSettingError(f"headmap.json: {message}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _validated(data: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The model facts and rows of a decoded head map, every field checked before anything allocates by them."""
+    _check(isinstance(data, dict), "must be a JSON object")
+    model = data.get("model")
+    _check(isinstance(model, dict), "field 'model' must be an object")
+    known = set(ModelFacts.__dataclass_fields__)
+    unknown = sorted(set(model) - known)
+    _check(not unknown, f"model has unknown fields {unknown}")
+    for name in ("n_layers", "n_heads"):
+        value = model.get(name)
+        limit = MAX_LAYERS if name == "n_layers" else MAX_HEADS
+        _check(_is_int(value) and 1 <= value <= limit, f"model.{name} must be an integer 1..{limit}, got {value!r}")
+    for name in ("n_kv_heads", "head_dim", "d_model", "vocab_size"):
+        _check(_is_int(model.get(name)) and model[name] >= 0, f"model.{name} must be a non-negative integer")
+    for name in ("name", "source", "architecture"):
+        _check(isinstance(model.get(name), str), f"model.{name} must be text")
+    sliding = model.get("sliding_layers", [])
+    _check(isinstance(sliding, list) and all(_is_int(i) for i in sliding), "model.sliding_layers must be integers")
+    model = {**model, "sliding_layers": tuple(sliding)}
+    for key in ("settings", "head_types"):
+        _check(isinstance(data.get(key), dict), f"field {key!r} must be an object")
+    for key in ("probes", "verification"):
+        _check(isinstance(data.get(key, {}), dict), f"field {key!r} must be an object")
+    heads = data.get("heads")
+    _check(isinstance(heads, list), "field 'heads' must be a list")
+    n_layers, n_heads = model["n_layers"], model["n_heads"]
+    rows: list[dict[str, Any]] = []
+    for i, row in enumerate(heads):
+        where = f"heads[{i}]"
+        _check(isinstance(row, dict), f"{where} must be an object")
+        for name, top in (("layer", n_layers), ("head", n_heads)):
+            value = row.get(name)
+            _check(_is_int(value) and 0 <= value < top, f"{where}.{name} must be an integer 0..{top - 1}")
+        _check(row.get("head_type") in data["head_types"], f"{where}.head_type {row.get('head_type')!r} is unknown")
+        for name in ("score", "score_se", "threshold", "attribution", "ablation_effect"):
+            value = row.get(name)
+            required = name == "score"
+            _check(
+                (value is None and (not required or name in row)) or _is_num(value),
+                f"{where}.{name} must be a number or null" + (", and present" if required else ""),
+            )
+        _check(row.get("n_samples") is None or _is_int(row["n_samples"]), f"{where}.n_samples must be an integer")
+        _check(isinstance(row.get("member"), bool), f"{where}.member must be true or false")
+        rows.append({"score_se": None, "n_samples": None, "threshold": None, **row})
+    return model, rows
 
 
 def _round(value: Any) -> Any:

@@ -6,7 +6,7 @@ import pytest
 
 from headatlas.census import ScanSettings, run_census
 from headatlas.errors import InvalidSettingError, UnknownHeadTypeError
-from headatlas.headmap import HeadMap
+from headatlas.headmap import HeadMap, check_out_dir
 from headatlas.probes import ProbeSettings
 from headatlas.testing.tiny import tiny_llama
 
@@ -99,3 +99,45 @@ def test_same_machine_same_versions_give_the_same_bytes_with_verification(tmp_pa
     runs = [scan(tiny_llama("gqa"), head_types=types, verify=True, verify_settings=quick) for _ in range(2)]
     assert any(r.get("attribution") is not None for r in runs[0].rows)
     assert runs[0].json_text() == runs[1].json_text() and runs[0].csv_text() == runs[1].csv_text()
+
+
+def _broken(doc: dict, change) -> dict:
+    import copy
+
+    doc = copy.deepcopy(doc)
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["heads"][0].pop("score"), "heads[0].score must be a number or null, and present"),
+        (lambda d: d["heads"][0].update(score="high"), "heads[0].score must be a number"),
+        (lambda d: d.update(head_types=None), "field 'head_types' must be an object"),
+        (lambda d: d["model"].update(n_layers=10**9), "model.n_layers must be an integer 1..1024"),
+        (lambda d: d["heads"][0].update(layer=99), "heads[0].layer must be an integer 0..1"),
+        (lambda d: d.update(heads=None), "field 'heads' must be a list"),
+    ],
+)
+def test_report_of_a_broken_headmap_is_one_line(tmp_path, headmap, capsys, change, message):
+    import json
+
+    from headatlas.cli import main
+
+    (tmp_path / "headmap.json").write_text(json.dumps(_broken(headmap.to_dict(), change)))
+    assert main(["report", str(tmp_path), "--db", str(tmp_path / "none.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_headmap_round_trips_through_validation(tmp_path, headmap):
+    headmap.write(tmp_path)
+    again = HeadMap.read(tmp_path)
+    assert again.json_text() == headmap.json_text()
+
+
+def test_an_out_dir_that_cannot_be_created_is_refused_before_the_scan():
+    with pytest.raises(InvalidSettingError, match="cannot be"):
+        check_out_dir("/proc/headatlas-x/y")

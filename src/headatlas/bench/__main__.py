@@ -12,6 +12,7 @@ BENCHMARKS = {
     "web": "headatlas.bench.web",
     "feed": "headatlas.bench.feed",
     "relevance": "headatlas.bench.relevance",
+    "cli": "headatlas.bench.cli",
 }
 
 

@@ -4,11 +4,43 @@ Every intervention goes through the lens (``headatlas.lens.session(hooks=...)``)
 output before ``o_proj``. See ``HEADS.md``, section "Causal checks".
 """
 
-from .api import AblationResult, AttributionResult, PatchResult, ablate, attribute, patch
-from .attribution import attribution_scores
-from .interventions import METHODS, head_mask, parse_heads, run_sets
-from .metrics import DEFAULT_METRIC, METRICS, Metric, get_metric, metric_for
-from .verify import VerifySettings, random_head_sets, spearman, verify_headmap, verify_set
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .api import AblationResult, AttributionResult, PatchResult, ablate, attribute, patch
+    from .attribution import attribution_scores
+    from .interventions import METHODS, head_mask, parse_heads, run_sets
+    from .metrics import DEFAULT_METRIC, METRICS, Metric, get_metric, metric_for
+    from .verify import VerifySettings, random_head_sets, spearman, verify_headmap, verify_set
+
+# loaded on first use, so `headatlas --help` and the paper commands do not import torch
+_LAZY = {
+    "AblationResult": ".api",
+    "AttributionResult": ".api",
+    "PatchResult": ".api",
+    "ablate": ".api",
+    "attribute": ".api",
+    "patch": ".api",
+    "attribution_scores": ".attribution",
+    "METHODS": ".interventions",
+    "head_mask": ".interventions",
+    "parse_heads": ".interventions",
+    "run_sets": ".interventions",
+    "DEFAULT_METRIC": ".metrics",
+    "METRICS": ".metrics",
+    "Metric": ".metrics",
+    "get_metric": ".metrics",
+    "metric_for": ".metrics",
+    "VerifySettings": ".verify",
+    "random_head_sets": ".verify",
+    "spearman": ".verify",
+    "verify_headmap": ".verify",
+    "verify_set": ".verify",
+}
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -33,3 +65,5 @@ __all__ = [
     "verify_headmap",
     "verify_set",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

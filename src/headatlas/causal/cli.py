@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import InvalidSettingError
-from ..headmap import HeadMap
 from ..models.zoo import DEFAULT_MODEL
-from .interventions import check_method
-from .metrics import get_metric
+
+if TYPE_CHECKING:
+    from ..headmap import HeadMap
 
 out = Console()
 err = Console(stderr=True)
@@ -50,6 +50,8 @@ def ablate_command(
 ) -> None:
     """What breaks when HEADS go: the metric before and after ablating them together."""
     from .api import ablate
+    from .interventions import check_method  # here, not at the top: `headatlas --help` needs no torch
+    from .metrics import get_metric
 
     m = get_metric(metric)  # bad input fails before the slow load
     check_method(method)
@@ -88,6 +90,7 @@ def patch_command(
 ) -> None:
     """Patch head outputs between a clean and a corrupted prompt; rank heads by attribution patching."""
     from .api import DIRECTIONS, attribute, patch
+    from .metrics import get_metric
 
     m = get_metric(metric)
     _check_format(fmt)

@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 
 from ..errors import CatalogueError
-from .schema import Paper, normalise_title
+from ..fileio import loads_json
+from .identity import title_key
+from .schema import Paper
 from .vocabulary import HeadTerm, Vocabulary, vocabulary
 
 FORMAT_VERSION = 1
@@ -42,7 +44,7 @@ class Catalogue:
             if p.id in seen:
                 raise CatalogueError(f"duplicate paper id {p.id!r}")
             seen[p.id] = p.title
-            key = normalise_title(p.title)
+            key = title_key(p.title)
             if key in titles:
                 raise CatalogueError(f"papers {titles[key]!r} and {p.id!r} have the same title")
             titles[key] = p.id
@@ -103,12 +105,14 @@ def load_document(text: str, *, today: date | None = None) -> tuple[list[Paper],
         raise CatalogueError("the catalogue file is empty")
     if stripped[0] in "[{":
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CatalogueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+            raw = loads_json(text)
+        except ValueError as exc:
+            raise CatalogueError(str(exc)) from None
     else:
         try:
             raw = yaml.safe_load(text)
+        except RecursionError:
+            raise CatalogueError("invalid YAML: nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -18,7 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import CatalogueError
+from ..fileio import write_atomic
 from ..store import connect
+from ..store.db import check_int
 from . import store as paper_store
 from .catalogue import dump_json, dump_yaml, load_document
 from .contrib import parse_contribution
@@ -84,8 +86,8 @@ def papers_list(
 ) -> None:
     """Papers in the catalogue, newest first."""
     _check_format(fmt, ("table", "json", "csv"))
-    if limit is not None and limit < 1:
-        raise CatalogueError(f"--limit must be at least 1, got {limit}")
+    check_int(limit, "--limit")
+    check_int(year, "--year", maximum=9999)
     conn = _open(db)
     ht = paper_store.check_filters(conn, head_type, stage)
     papers = paper_store.list_papers(conn, head_type=ht, stage=stage, year=year, limit=limit)
@@ -104,6 +106,8 @@ def papers_search(
 ) -> None:
     """Full-text search (SQLite FTS5), best match first."""
     _check_format(fmt, ("table", "json", "csv"))
+    check_int(limit, "--limit")
+    check_int(year, "--year", maximum=9999)
     conn = _open(db)
     ht = paper_store.check_filters(conn, head_type, stage)
     hits = paper_store.search_papers(conn, query, head_type=ht, stage=stage, year=year, limit=limit)
@@ -168,7 +172,7 @@ def papers_add(
     if contribution.new_terms:
         err.print(f"new head types: {', '.join(t.id for t in contribution.new_terms)}")
     if result.merged_into:
-        typer.echo(f"merged into {result.merged_into}")
+        typer.echo(result.merge_note(contribution.paper.title))
     else:
         typer.echo(f"added {result.paper.id}")
 
@@ -195,9 +199,9 @@ def papers_export(
         typer.echo(text, nl=False)
         return
     try:
-        out_file.write_text(text, encoding="utf-8")
+        write_atomic(out_file, text)
     except OSError as exc:
-        raise CatalogueError(f"cannot write {out_file}: {exc}") from None
+        raise CatalogueError(f"cannot write {out_file}: {exc.strerror or exc}") from None
     err.print(f"wrote {len(papers)} papers to {out_file}")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ..errors import CatalogueError
+from ..fileio import has_surrogates
 from .schema import STAGES, Paper, Provenance, Summary, is_arxiv_id, parse_date, slugify
 from .vocabulary import HeadTerm, Vocabulary, new_term
 
@@ -142,6 +143,8 @@ def parse_contribution(
 ) -> Contribution:
     """Validate a contribution form. Unknown head names are an error listing close matches unless ``new_head``."""
     day = today or date.today()
+    if has_surrogates(text):
+        raise CatalogueError("contribution: the form holds a lone surrogate (not valid Unicode text)")
     fields = parse_fields(text)
     title = " ".join(_required(fields, "title").split())
     source = _required(fields, "source")

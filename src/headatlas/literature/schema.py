@@ -17,6 +17,8 @@ from datetime import date
 from typing import Any
 
 from ..errors import CatalogueError
+from ..fileio import has_surrogates
+from .identity import title_slug
 
 STAGES = ("KR", "ICI", "LR", "EP")
 """Survey stages (Attention Heads of Large Language Models: A Survey, arXiv 2409.03752): Knowledge Recalling,
@@ -73,16 +75,8 @@ def is_arxiv_id(value: str) -> bool:
 
 
 def slugify(title: str, year: int) -> str:
-    """Stable id for a paper without an arXiv id: ``<first five title words>-<year>``."""
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    if not words:
-        raise CatalogueError(f"title {title!r} has no letters or digits to build an id from")
-    return "-".join([*words[:5], str(year)])
-
-
-def normalise_title(title: str) -> str:
-    """Lower-case alphanumerics only: the key under which two spellings of a title are the same paper."""
-    return "".join(re.findall(r"[a-z0-9]+", title.lower()))
+    """Stable id for a paper without an arXiv id: ``<first five title words>-<year>`` (see :func:`title_slug`)."""
+    return title_slug(title, year)
 
 
 def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
@@ -93,6 +87,8 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
         return ""
     if not isinstance(value, str):
         raise CatalogueError(f"{where}: field '{key}' must be text, got {type(value).__name__}")
+    if has_surrogates(value):
+        raise CatalogueError(f"{where}: field '{key}' holds a lone surrogate (not valid Unicode text)")
     return value.strip()
 
 
@@ -106,7 +102,7 @@ def _texts(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
         raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
     out = []
     for v in value:
-        stripped = v.strip() if isinstance(v, str) else ""
+        stripped = v.strip() if isinstance(v, str) and not has_surrogates(v) else ""
         if not stripped:
             raise CatalogueError(f"{where}: field '{key}' must be a list of non-empty strings")
         out.append(stripped)
@@ -115,7 +111,9 @@ def _texts(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 def parse_date(value: object, where: str, *, today: date | None = None) -> date:
     """An ISO date (``YYYY-MM-DD``), not in the future. ``today`` is injectable for tests."""
-    if isinstance(value, date):
+    if isinstance(value, _dt.datetime):  # YAML reads a bare ``2024-05-01 10:00:00`` as a datetime
+        parsed = value.date()
+    elif isinstance(value, date):
         parsed = value
     elif isinstance(value, str):
         try:
@@ -240,7 +238,7 @@ class Paper:
         if bad_links:
             raise CatalogueError(f"{where}: field 'links' has {bad_links}; valid kinds are {', '.join(LINK_KINDS)}")
         for kind, url in self.links.items():
-            if not url.startswith(("https://", "http://")):
+            if not isinstance(url, str) or has_surrogates(url) or not url.startswith(("https://", "http://")):
                 raise CatalogueError(f"{where}: link '{kind}' must be an http(s) URL, got {url!r}")
 
     @property

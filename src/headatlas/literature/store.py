@@ -18,9 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from ..errors import CatalogueError
-from ..store.db import migration, transaction
+from ..fileio import has_surrogates
+from ..store.db import execute_script, migration, transaction
 from .catalogue import load_catalogue, shipped_text, sort_papers
-from .schema import STAGES, Paper, Provenance, normalise_title
+from .identity import identity_keys, title_key
+from .schema import STAGES, Paper, Provenance
 from .vocabulary import HeadTerm, Vocabulary, shipped_terms, vocabulary
 
 TITLE_WEIGHT = 10.0  # bm25 column weights: a title hit counts ten times a summary hit
@@ -29,7 +31,8 @@ SUMMARY_WEIGHT = 1.0
 
 @migration("papers", "0001_create")
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    execute_script(
+        conn,
         """
         CREATE TABLE papers (
             rowid INTEGER PRIMARY KEY,
@@ -80,7 +83,7 @@ def _create(conn: sqlite3.Connection) -> None:
         );
         CREATE TABLE papers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, tokenize = 'porter unicode61');
-        """
+        """,
     )
 
 
@@ -111,6 +114,33 @@ def _fts_facets(conn: sqlite3.Connection) -> None:
         "INSERT INTO papers_fts (rowid, title, summary, facets) VALUES (?, ?, ?, ?)",
         [(r[0], *_fts_values(Paper.from_dict(json.loads(r[1])))) for r in rows],
     )
+
+
+def _paper_keys(p: Paper) -> list[str]:
+    return identity_keys(p.id, *p.links.values())
+
+
+@migration("papers", "0003_identity")
+def _identity(conn: sqlite3.Connection) -> None:
+    """Ids first: a table of each paper's arXiv / DOI / OpenReview keys; titles re-keyed by the Unicode-aware
+    :func:`~headatlas.literature.identity.title_key` (the old key kept only ``a-z0-9``). Two rows whose new keys
+    coincide both stay, the later one's key suffixed with its rowid, so the migration never loses a paper."""
+    conn.execute(
+        "CREATE TABLE paper_keys (paper_rowid INTEGER NOT NULL REFERENCES papers(rowid) ON DELETE CASCADE,"
+        " key TEXT NOT NULL, PRIMARY KEY (paper_rowid, key))"
+    )
+    conn.execute("CREATE INDEX paper_keys_key ON paper_keys(key)")
+    rows = [(r[0], Paper.from_dict(json.loads(r[1]))) for r in conn.execute("SELECT rowid, record_json FROM papers")]
+    conn.execute("UPDATE papers SET norm_title = '#migrating ' || rowid")
+    used: set[str] = set()
+    for rowid, p in rows:
+        key = title_key(p.title)
+        key = key if key not in used else f"{key}#{rowid}"
+        used.add(key)
+        conn.execute("UPDATE papers SET norm_title = ? WHERE rowid = ?", (key, rowid))
+        conn.executemany(
+            "INSERT OR IGNORE INTO paper_keys (paper_rowid, key) VALUES (?, ?)", [(rowid, k) for k in _paper_keys(p)]
+        )
 
 
 # ----- vocabulary -----
@@ -181,6 +211,7 @@ def _insert_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> None:
     author_rows: list[tuple[int, int, str]] = []
     link_rows: list[tuple[int, str, str]] = []
     fts_rows: list[tuple[int, str, str, str]] = []
+    key_rows: list[tuple[int, str]] = []
     for p in papers:
         old = conn.execute("SELECT rowid FROM papers WHERE id = ?", (p.id,)).fetchone()
         if old is not None:
@@ -192,7 +223,7 @@ def _insert_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> None:
             (
                 p.id,
                 p.title,
-                normalise_title(p.title),
+                title_key(p.title),
                 p.date.isoformat(),
                 p.year,
                 p.venue,
@@ -207,12 +238,14 @@ def _insert_papers(conn: sqlite3.Connection, papers: Sequence[Paper]) -> None:
         stage_rows.extend((rowid, s) for s in p.stages)
         author_rows.extend((rowid, i, a) for i, a in enumerate(p.authors))
         link_rows.extend((rowid, k, u) for k, u in p.links.items())
+        key_rows.extend((rowid, k) for k in _paper_keys(p))
         fts_rows.append((rowid, *_fts_values(p)))
     conn.executemany("INSERT INTO paper_head_types (paper_rowid, head_type_id) VALUES (?, ?)", head_rows)
     conn.executemany("INSERT INTO paper_stages (paper_rowid, stage) VALUES (?, ?)", stage_rows)
     conn.executemany("INSERT INTO paper_authors (paper_rowid, position, name) VALUES (?, ?, ?)", author_rows)
     conn.executemany("INSERT INTO paper_links (paper_rowid, kind, url) VALUES (?, ?, ?)", link_rows)
     conn.executemany("INSERT INTO papers_fts (rowid, title, summary, facets) VALUES (?, ?, ?, ?)", fts_rows)
+    conn.executemany("INSERT OR IGNORE INTO paper_keys (paper_rowid, key) VALUES (?, ?)", key_rows)
 
 
 def _delete_rowid(conn: sqlite3.Connection, rowid: int) -> None:
@@ -235,7 +268,7 @@ def validate_for_store(conn: sqlite3.Connection, papers: Sequence[Paper], *, voc
         if p.id in seen:
             raise CatalogueError(f"paper id {p.id!r} appears twice in the import")
         seen.add(p.id)
-        key = normalise_title(p.title)
+        key = title_key(p.title)
         if key in titles:
             raise CatalogueError(f"papers {titles[key]!r} and {p.id!r} in the import have the same title")
         titles[key] = p.id
@@ -287,12 +320,15 @@ def ensure_seeded(conn: sqlite3.Connection) -> bool:
         return False
     catalogue = load_catalogue()
     with transaction(conn):
+        row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
+        if row is not None and row[0] == digest:  # another process seeded it while this one waited
+            return False
         _write_terms(conn, shipped_terms(), shipped=True)
         # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
         # a new seed entry now duplicates by title gives way to it)
         for p in catalogue.papers:
             clash = conn.execute(
-                "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (normalise_title(p.title), p.id)
+                "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (title_key(p.title), p.id)
             ).fetchone()
             if clash is not None:
                 _delete_rowid(conn, conn.execute("SELECT rowid FROM papers WHERE id = ?", clash).fetchone()[0])
@@ -304,13 +340,30 @@ def ensure_seeded(conn: sqlite3.Connection) -> bool:
 # ----- merging contributions -----
 
 
-def find_duplicate(conn: sqlite3.Connection, paper: Paper) -> Paper | None:
-    """A stored paper that is the same work: same id (arXiv id or slug) or same normalised title."""
-    row = conn.execute(
-        "SELECT record_json FROM papers WHERE id = ? OR norm_title = ? ORDER BY id = ? DESC LIMIT 1",
-        (paper.id, normalise_title(paper.title), paper.id),
-    ).fetchone()
-    return Paper.from_dict(json.loads(row[0])) if row is not None else None
+@dataclass(frozen=True)
+class Duplicate:
+    """A stored paper that is the same work as a new one, and why (``id``, ``arxiv:…``/``doi:…`` or ``title``)."""
+
+    paper: Paper
+    matched_by: str
+
+
+def find_duplicate(conn: sqlite3.Connection, paper: Paper) -> Duplicate | None:
+    """The stored paper that is the same work: same id, else a shared arXiv id / DOI / OpenReview id, else the same
+    :func:`~headatlas.literature.identity.title_key`."""
+    row = conn.execute("SELECT record_json FROM papers WHERE id = ?", (paper.id,)).fetchone()
+    if row is not None:
+        return Duplicate(Paper.from_dict(json.loads(row[0])), "id")
+    for key in _paper_keys(paper):
+        row = conn.execute(
+            "SELECT p.record_json FROM paper_keys k JOIN papers p ON p.rowid = k.paper_rowid WHERE k.key = ?"
+            " ORDER BY p.rowid LIMIT 1",
+            (key,),
+        ).fetchone()
+        if row is not None:
+            return Duplicate(Paper.from_dict(json.loads(row[0])), key)
+    row = conn.execute("SELECT record_json FROM papers WHERE norm_title = ?", (title_key(paper.title),)).fetchone()
+    return Duplicate(Paper.from_dict(json.loads(row[0])), "title") if row is not None else None
 
 
 def _union(a: Sequence[str], b: Sequence[str]) -> tuple[str, ...]:
@@ -342,20 +395,40 @@ def merge_papers(old: Paper, new: Paper, *, today: date | None = None) -> Paper:
 class AddResult:
     paper: Paper
     merged_into: str | None  # id of the stored paper the contribution was merged into, if any
+    merged_title: str | None = None  # that stored paper's title
+    matched_by: str | None = None  # "id", "arxiv:…", "doi:…", "openreview:…" or "title"
+
+    def merge_note(self, new_title: str) -> str:
+        """``merged into 2404.15574 'stored' (same title) from 'new'``: both titles, so a wrong merge is visible."""
+        how = "same id" if self.matched_by == "id" else "same title" if self.matched_by == "title" else self.matched_by
+        return f"merged into {self.merged_into} {self.merged_title!r} ({how}) from {new_title!r}"
 
 
 def add_paper(conn: sqlite3.Connection, paper: Paper, *, new_terms: Sequence[HeadTerm] = ()) -> AddResult:
-    """Add a contribution, merging with a duplicate (same arXiv id or normalised title) instead of duplicating."""
+    """Add a contribution, merging with a duplicate (see :func:`find_duplicate`) instead of duplicating.
+
+    Reading and validating happen first; the write is one short transaction that re-checks the match, so a
+    concurrent writer adding the same paper in between is merged with, not duplicated or clobbered.
+    """
     ensure_seeded(conn)
     vocab = Vocabulary([*store_vocabulary(conn).terms.values(), *new_terms])  # raises on clashes
-    existing = find_duplicate(conn, paper)
-    result = merge_papers(existing, paper) if existing is not None else paper
-    validate_for_store(conn, [result], vocab=vocab)
     with transaction(conn):
-        if new_terms:
-            _write_terms(conn, new_terms, shipped=False)
-        _insert_papers(conn, [result])
-    return AddResult(result, existing.id if existing is not None else None)
+        return add_paper_locked(conn, paper, vocab=vocab, new_terms=new_terms)
+
+
+def add_paper_locked(
+    conn: sqlite3.Connection, paper: Paper, *, vocab: Vocabulary, new_terms: Sequence[HeadTerm] = ()
+) -> AddResult:
+    """:func:`add_paper`'s write, inside the caller's transaction (so it can commit together with other rows)."""
+    existing = find_duplicate(conn, paper)
+    result = merge_papers(existing.paper, paper) if existing is not None else paper
+    validate_for_store(conn, [result], vocab=vocab)
+    if new_terms:
+        _write_terms(conn, new_terms, shipped=False)
+    _insert_papers(conn, [result])
+    if existing is None:
+        return AddResult(result, None)
+    return AddResult(result, existing.paper.id, existing.paper.title, existing.matched_by)
 
 
 # ----- reading -----
@@ -436,6 +509,8 @@ def papers_for_head_type(conn: sqlite3.Connection, head_type_id: str) -> list[Pa
 
 def fts_query(text: str) -> str:
     """User text -> an FTS5 query: every word must match (quoted, so FTS syntax in the input is inert)."""
+    if has_surrogates(text):
+        raise CatalogueError("search query holds a lone surrogate (not valid Unicode text)")
     words = re.findall(r"\w+", text.lower())
     if not words:
         raise CatalogueError(f"search query {text!r} has no words")

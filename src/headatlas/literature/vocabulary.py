@@ -172,7 +172,7 @@ class Vocabulary:
 def shipped_terms() -> tuple[HeadTerm, ...]:
     """The vocabulary shipped as package data (``data/head_types.yaml``)."""
     text = importlib.resources.files("headatlas.literature").joinpath("data/head_types.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text)
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10x faster, same result
     if not isinstance(raw, list):
         raise CatalogueError("data/head_types.yaml must be a list of head types")
     return tuple(HeadTerm.from_dict(entry) for entry in raw)

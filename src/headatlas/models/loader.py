@@ -17,6 +17,7 @@ import torch
 from ..errors import CorruptModelError, InvalidSettingError, UnknownModelError, UnsupportedArchitectureError
 from ..lens import install
 from .facts import ModelFacts, facts_from_config
+from .names import OFFLINE_HINT, hub_id_for, hub_offline
 from .zoo import ZOO, cache_dir, fetch, sha256_of
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -63,7 +64,7 @@ def _load_gguf(path: Path, dtype: torch.dtype, load_kwargs: dict[str, Any], sha2
 def _load_pretrained(ref: str, dtype: torch.dtype, load_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref)
+    tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=bool(load_kwargs.get("local_files_only")))
     model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype, **load_kwargs)
     return model, tokenizer
 
@@ -77,6 +78,14 @@ def check_supported(model: Any) -> None:
             "lens cannot see it; supported are models with attention-backend support (llama, mistral, qwen2/3, "
             "gemma2/3, phi3, gpt2 …)"
         )
+
+
+def canonical_name(name: str) -> str:
+    """``name`` with a short name researchers type (``gpt2``, ``gpt2-small``, ``pythia-70m``) replaced by its hub
+    id; zoo aliases, files and existing directories stay as they are."""
+    if name in ZOO or Path(name).exists():
+        return name
+    return hub_id_for(name) or name
 
 
 def resolve_source(name: str) -> str:
@@ -106,11 +115,39 @@ def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device
         raise InvalidSettingError(f"unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSettingError(f"device {device!r} requested but CUDA is not available on this machine")
+    name = canonical_name(name)
     source = resolve_source(name)
     with _quiet_transformers():
         loaded = _load(name, source, DTYPES[dtype], device, device_map)
     install(loaded.model)
     return loaded
+
+
+def _hub_access(repo_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """How to load a hub id: from the local cache when it is there or ``HF_HUB_OFFLINE`` is set; otherwise only
+    after one quick request shows the hub answers (offline, hub clients retry for most of a minute)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    if cached:
+        return {"local_files_only": True}
+    if hub_offline():
+        raise UnknownModelError(
+            f"{repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {OFFLINE_HINT}"
+        )
+    import httpx
+
+    endpoint = constants.ENDPOINT.rstrip("/")
+    try:
+        answer = httpx.head(f"{endpoint}/api/models/{repo_id}", timeout=timeout, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise UnknownModelError(
+            f"cannot reach the Hugging Face Hub at {endpoint} to fetch {repo_id!r} ({type(exc).__name__}, "
+            f"{timeout:g} s timeout); {OFFLINE_HINT}"
+        ) from None
+    if answer.status_code == 404:
+        raise UnknownModelError(f"{repo_id!r} is not a model on the Hugging Face Hub ({endpoint})")
+    return {}
 
 
 @contextlib.contextmanager
@@ -144,10 +181,13 @@ def _load(name: str, source: str, torch_dtype: torch.dtype, device: str, device_
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CorruptModelError(f"cannot read GGUF file {path}: {first}") from exc
     else:
+        if source == "hub":
+            load_kwargs.update(_hub_access(name))
         try:
             model, tokenizer = _load_pretrained(name, torch_dtype, load_kwargs)
         except OSError as exc:
-            raise UnknownModelError(f"could not load {name!r}: {str(exc).splitlines()[0]}") from exc
+            hint = f"; {OFFLINE_HINT}" if source == "hub" else ""
+            raise UnknownModelError(f"could not load {name!r}: {str(exc).splitlines()[0]}{hint}") from exc
     check_supported(model)
     if not device_map:
         model.to(device)

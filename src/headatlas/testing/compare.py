@@ -74,7 +74,7 @@ def compare_values(rebuilt: Any, published: Any, where: str, step: float = 0.0) 
 def _head_rows(text: str) -> tuple[list[str], dict[tuple[str, ...], dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     columns = list(reader.fieldnames or [])
-    keyed = {}
+    keyed: dict[tuple[str, ...], dict[str, str]] = {}
     for row in reader:
         keyed[(f"L{row['layer']}H{row['head']}", row["head_type"])] = row
     return columns, keyed

@@ -26,7 +26,6 @@ from starlette.exceptions import HTTPException
 
 from ..errors import HeadatlasError, StoreError
 from ..headmap import HeadMap, head_name
-from ..heads import head_types as registry_types
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
 from . import catalogue, schemas, views
@@ -409,7 +408,9 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     def paper_page(request: Request, paper_id: str) -> HTMLResponse:
         with db() as conn:
             data = paper_data(conn, paper_id)
-        return page(request, "paper.html", scored_types=list(registry_types()), type_names=type_names(), **data)
+        return page(
+            request, "paper.html", scored_types=list(catalogue.registry_types()), type_names=type_names(), **data
+        )
 
     def files_of(meta: dict[str, Any]) -> dict[str, str]:
         """Download links of a scan: the files it has (patterns only when its output directory holds them)."""

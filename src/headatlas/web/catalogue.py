@@ -12,10 +12,12 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HeadatlasError
-from ..heads import head_types as registry_types
+
+if TYPE_CHECKING:
+    from ..heads import HeadType
 
 PaperDict = dict[str, Any]
 SEARCH_LIMIT = 500
@@ -316,3 +318,10 @@ def bibtex(papers: list[PaperDict]) -> str:
         body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
         out.append(f"@{kind}{{{key},\n{body}\n}}\n")
     return "\n".join(out)
+
+
+def registry_types() -> dict[str, HeadType]:
+    """The scored head types; imported on first use, so `serve` starts without torch (the registry needs it)."""
+    from ..heads import head_types
+
+    return head_types()

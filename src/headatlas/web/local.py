@@ -59,7 +59,9 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", timeout: float = 20.0) ->
 def chromium() -> Iterator[Any]:
     """A headless system Chromium driven by Playwright (``playwright`` is a dev dependency)."""
     if not Path(CHROMIUM_PATH).is_file():
-        raise InvalidSettingError(f"no browser at {CHROMIUM_PATH}; install Debian's chromium (scripts/install.sh)")
+        raise InvalidSettingError(
+            f"no browser at {CHROMIUM_PATH}; install Debian's chromium (scripts/install.sh --dev)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidSettingError
 from ..headmap import head_name
-from ..lens import PatternTap, session
-from ..models.loader import LoadedModel
-from ..probes.base import bos_id, generator
-from ..probes.repeated import ordinary_token_ids
-from ..probes.text import sentence_stream
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 FORMAT = "headatlas.patterns/1"
 FILENAME = "patterns.json"
@@ -47,6 +43,12 @@ def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
 
 def probe_examples(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> list[dict[str, Any]]:
     """The two probe examples: natural text (BOS + ``n_tokens - 1`` tokens) and [BOS, x, x] with |x| = (n-1)//2."""
+    import torch  # here, not at the top: `serve` reads stored patterns without torch
+
+    from ..probes.base import bos_id, generator
+    from ..probes.repeated import ordinary_token_ids
+    from ..probes.text import sentence_stream
+
     if not 8 <= n_tokens <= 64:
         raise InvalidSettingError(f"pattern examples must have 8 to 64 tokens, got {n_tokens}")
     tok = loaded.tokenizer
@@ -64,6 +66,10 @@ def probe_examples(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> li
 
 def capture_patterns(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> dict[str, Any]:
     """Every head's attention on each probe example, captured through the lens (no second hook)."""
+    import torch
+
+    from ..lens import PatternTap, session
+
     facts = loaded.facts
     examples = []
     for example in probe_examples(loaded, seed, n_tokens):

@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 
 from ..errors import InvalidSettingError
-from ..headmap import HeadMap
+from ..headmap import HeadMap, write_atomic
 from . import views
 from .patterns import panel_examples, read_patterns
 
@@ -145,9 +145,7 @@ def write_report(
     if patterns is None:
         patterns = read_patterns(out)
     path = out / REPORT_NAME
-    tmp = out / (REPORT_NAME + ".tmp")
-    tmp.write_text(render_report(headmap, patterns, papers), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, render_report(headmap, patterns, papers))
     return path
 
 

@@ -31,27 +31,29 @@ _VIRIDIS = (
     (253, 231, 37),
 )
 # categorical colours, one per head type: 17 hues picked from the Okabe-Ito, Tol and Kelly sets so that every
-# pair differs by CIEDE2000 >= 15 in normal vision and >= 10 under simulated deuteranopia (Machado 2009); the
-# order follows the registry, so a type keeps its colour in every scan, in the app and in report.html
-PALETTE = (
-    "#6699cc",  # current_token
-    "#44bb99",  # duplicate_token
-    "#ee3377",  # induction
-    "#f6a600",  # local
-    "#0067a5",  # previous_token
-    "#be0032",  # retrieval
-    "#848482",  # sink (grey: a resting behaviour)
-    "#008856",  # copying
-    "#2b3d26",  # negative_copying
-    "#654522",  # copy_suppression
-    "#eedd88",  # successor
-    "#332288",  # function_vector
-    "#e25822",  # name_mover
-    "#f99379",  # negative_name_mover
-    "#aa3377",  # s_inhibition
-    "#ffaabb",  # safety
-    "#66ccee",  # semantic_induction
-)
+# pair differs by CIEDE2000 >= 15 in normal vision and >= 10 under simulated deuteranopia (Machado 2009); keyed
+# by id, so a type keeps its colour in every scan, in the app and in report.html (and no torch import is needed
+# to know it: the registry imports torch)
+TYPE_COLORS = {
+    "current_token": "#6699cc",
+    "duplicate_token": "#44bb99",
+    "induction": "#ee3377",
+    "local": "#f6a600",
+    "previous_token": "#0067a5",
+    "retrieval": "#be0032",
+    "sink": "#848482",  # grey: a resting behaviour
+    "copying": "#008856",
+    "negative_copying": "#2b3d26",
+    "copy_suppression": "#654522",
+    "successor": "#eedd88",
+    "function_vector": "#332288",
+    "name_mover": "#e25822",
+    "negative_name_mover": "#f99379",
+    "s_inhibition": "#aa3377",
+    "safety": "#ffaabb",
+    "semantic_induction": "#66ccee",
+}
+PALETTE = tuple(TYPE_COLORS.values())
 STAGE_NAMES = {
     "KR": "knowledge recalling",
     "ICI": "in-context identification",
@@ -84,18 +86,13 @@ def colorbar_css() -> str:
 
 
 def type_colors(type_ids: list[str] | None = None) -> dict[str, str]:
-    """The colour of each head type: the registry's types in registry order take :data:`PALETTE` in turn, so a
-    type has the same colour everywhere (web app, report.html, every scan); types the registry does not know
-    get the colours left over, then evenly spaced hues. The one place colours are assigned."""
-    from ..heads import head_types as registry_types
-
-    known = list(registry_types())
-    colors = {t: PALETTE[i] for i, t in enumerate(known[: len(PALETTE)])}
-    spare = [c for c in PALETTE if c not in colors.values()]
-    extra = [t for t in (type_ids or []) if t not in colors]
-    for i, t in enumerate(extra):
-        colors[t] = spare[i] if i < len(spare) else _hue(i - len(spare), len(extra) - len(spare))
-    return colors if type_ids is None else {t: colors[t] for t in type_ids}
+    """The colour of each head type: :data:`TYPE_COLORS` for the types headatlas knows, so a type has the same
+    colour everywhere (web app, report.html, every scan); other types get evenly spaced hues in the order given.
+    The one place colours are assigned."""
+    if type_ids is None:
+        return dict(TYPE_COLORS)
+    extra = [t for t in type_ids if t not in TYPE_COLORS]
+    return {t: TYPE_COLORS[t] if t in TYPE_COLORS else _hue(extra.index(t), len(extra)) for t in type_ids}
 
 
 def _hue(i: int, n: int) -> str:

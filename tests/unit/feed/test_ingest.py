@@ -252,3 +252,46 @@ def test_cut_off_run_keeps_the_cursor(server: ScriptedServer, db_path, annotate)
     assert get_cursor(conn, "arxiv") is None
     update_arxiv(conn, client, since=date(2024, 10, 1), until=date(2024, 11, 2), page_size=4, annotate=annotate)
     assert count(conn) == 10 and get_cursor(conn, "arxiv") == "2024-11-02"
+
+
+NON_LATIN = [
+    "注意力头的因果分析",
+    "语言模型中的检索头",
+    "رؤوس الانتباه في النماذج اللغوية",
+    "ראשי קשב במודלי שפה",
+    "Механизм внимания в трансформерах",
+    "Κεφαλές προσοχής σε γλωσσικά μοντέλα",
+    "언어 모델의 어텐션 헤드",
+]
+
+
+def test_daily_papers_with_seven_non_latin_titles_stores_seven(tmp_path, db_path, annotate) -> None:
+    items = [
+        {"paper": {"id": f"2410.{20000 + i}", "title": t, "summary": "Attention heads of language models.",
+                   "publishedAt": "2024-10-14T00:00:00.000Z"}}
+        for i, t in enumerate(NON_LATIN)
+    ]  # fmt: skip
+    path = tmp_path / "daily.json"
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    conn = connect(db_path)
+    result = ingest_files(conn, [path], annotate=annotate)
+    assert result.added == 7 and result.merged == []
+    assert sorted(e.title for e in list_entries(conn)) == sorted(NON_LATIN)
+    # the same titles under new ids (no arXiv match) merge by title, and each merge names both titles
+    for item in items:
+        item["paper"]["id"] = item["paper"]["id"].replace("2410.", "2411.")
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    again = ingest_files(conn, [path], annotate=annotate)
+    assert again.added == 0 and len(again.merged) == 7
+    assert all(note.count(title) == 2 for note, title in zip(again.merged, NON_LATIN, strict=True))
+    assert count(conn) == 7
+
+
+def test_a_shared_doi_is_one_work_whatever_the_titles(db_path, annotate) -> None:
+    conn = connect(db_path)
+    first = Entry(source="arxiv", title="Heads, take one", abstract="a", arxiv_id="2401.00001", doi="10.5555/H.1")
+    venue = Entry(source="daily", title="A different venue title", abstract="b", doi="10.5555/h.1")
+    write_page(conn, [first], annotate, source="arxiv")
+    result = write_page(conn, [venue], annotate, source="daily")
+    assert result.added == 0 and result.updated == 1 and result.merged == []
+    assert count(conn) == 1

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from headatlas.errors import SourceError
-from headatlas.literature.feed.model import normalise_title, parse_arxiv_id
+from headatlas.literature.feed.model import parse_arxiv_id
 from headatlas.literature.feed.sources import (
     ArxivClient,
     DailyPapersClient,
@@ -17,6 +17,7 @@ from headatlas.literature.feed.sources import (
     parse_arxiv_feed,
 )
 from headatlas.literature.feed.sources.http import parse_retry_after
+from headatlas.literature.identity import title_key as normalise_title
 
 from .httpserver import FIXTURES, Reply, ScriptedServer
 
@@ -117,6 +118,13 @@ def test_timeout_then_success(server: ScriptedServer) -> None:
     client = ArxivClient(server.url + "/api/query", delay=0, backoff=0, timeout=0.5)
     assert client.page("q", 3, 3).entries
     assert len(server.hits("/api/query")) == 2
+
+
+def test_a_source_that_never_answers_in_time_names_the_timeout(server: ScriptedServer) -> None:
+    server.script("/api/query", Reply.fixture("arxiv_page2.xml", delay=1.5))  # the last reply repeats
+    client = ArxivClient(server.url + "/api/query", delay=0, backoff=0, retries=1, timeout=0.5)
+    with pytest.raises(SourceError, match=r"failed after 2 attempts: timed out after 0\.5 s"):
+        client.page("q", 3, 3)
 
 
 def test_truncated_and_garbled_bodies_are_retried(server: ScriptedServer) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from headatlas.errors import CatalogueError
 from headatlas.literature.catalogue import Catalogue, dump_json, dump_yaml, load_catalogue, loads, shipped_text
-from headatlas.literature.schema import Paper, normalise_title, slugify
+from headatlas.literature.identity import title_key as normalise_title
+from headatlas.literature.schema import Paper, slugify
 
 SEED_TITLES = Path(__file__).parent / "data" / "seed_list_titles.tsv"
 SHIPPED = 74  # 66 papers of the seed text file + 8 the text file lost (see provenance notes)
@@ -127,3 +128,23 @@ def test_stages_follow_the_vocabulary_of_each_papers_head_types():
 def test_authors_where_known():
     ioi = load_catalogue().get("2211.00593")
     assert ioi.authors[0] == "Kevin Wang" and "authors" in ioi.provenance.assigned
+
+
+def test_reported_heads_beyond_the_seed_name_their_primary_source() -> None:
+    from headatlas.literature.catalogue import load_catalogue
+
+    papers = [p for p in load_catalogue().papers if p.reported_heads]
+    assert len(papers) >= 7
+    fv = load_catalogue().get("2310.15213").reported_heads
+    assert {h.model for h in fv} == {"GPT-J-6B", "Llama-2-7B"} and len(fv) == 20
+    assert all("github.com/ericwtodd/function_vectors" in h.note for h in fv)
+    duo = load_catalogue().get("2410.10819").reported_heads
+    assert duo and all("github.com/mit-han-lab/duo-attention" in h.note and h.score >= 0.999 for h in duo)
+
+    arithmetic = load_catalogue().get("2410.21272").reported_heads
+    assert len(arithmetic) == 22 and {h.model for h in arithmetic} == {"Meta-Llama-3-8B"}
+    tracker = load_catalogue().get("2411.00348").reported_heads
+    assert len({h.model for h in tracker}) == 6 and all("Attention-Tracker" in h.note for h in tracker)
+    retrieval = load_catalogue().get("2404.15574").reported_heads
+    assert len({h.model for h in retrieval}) == 7  # the authors' head_score files
+    assert {h.head for h in retrieval if h.model == "Llama-2-7B-80K"} >= {"L16H19", "L11H15", "L8H26"}

@@ -104,7 +104,10 @@ def test_duplicate_contribution_merges(seeded_db, cli, tmp_path, dump):
         .replace("Head: Retrieval Head", "Head: Retrieval Head, Induction_Head")
     )
     code, out, _ = cli("papers", "add", "--from-issue", form, "--db", seeded_db)
-    assert code == 0 and out.strip() == "merged into 2404.15574"
+    assert code == 0 and out.startswith("merged into 2404.15574 ")
+    # both titles are in the report, so a wrong merge is visible
+    assert "Retrieval Head Mechanistically Explains" in out and "(same title)" in out
+    assert "'retrieval head mechanistically explains long context factuality'" in out
     conn = connect(seeded_db)
     assert len(list_papers(conn)) == 74
     merged = next(p for p in list_papers(conn) if p.id == "2404.15574")
@@ -114,7 +117,8 @@ def test_duplicate_contribution_merges(seeded_db, cli, tmp_path, dump):
     # by arXiv id, with a different title
     form.write_text(CONTRIBUTION.replace("Link: https://arxiv.org/abs/2503.01234", "Link: arXiv:2404.15574v1"))
     code, out, _ = cli("papers", "add", "--from-issue", form, "--db", seeded_db)
-    assert code == 0 and out.strip() == "merged into 2404.15574"
+    assert code == 0 and out.startswith("merged into 2404.15574 ") and "(same id)" in out
+    assert "Sinks, Streams and Retrieval" in out
     assert len(list_papers(conn)) == 74
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import sys
 from datetime import date
@@ -20,8 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ...errors import HeadatlasError, InvalidSettingError
+from ...errors import DeliveryError, HeadatlasError, InvalidSettingError
+from ...fileio import has_surrogates, loads_json, write_atomic
 from ...store import connect
+from ...store.db import check_int
 from ..cli import papers_app
 from .store import STATUSES, IngestResult, list_entries
 
@@ -43,6 +46,8 @@ def _day(value: str | None, what: str) -> date | None:
     if value is None:
         return None
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidSettingError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
@@ -50,6 +55,8 @@ def _day(value: str | None, what: str) -> date | None:
 
 def _report(name: str, result: IngestResult) -> None:
     err.print(f"{name}: {result.added} new, {result.updated} updated, {result.unchanged} already known")
+    for note in result.merged:
+        err.print(f"  {escape(note)}")
     for reason in result.skipped:
         err.print(f"  skipped {escape(reason)}")
 
@@ -82,8 +89,10 @@ def feed_update(
     first, last = _day(since, "--since"), _day(until, "--until")
     if first and last and first > last:
         raise InvalidSettingError(f"--since {first} is after --until {last}")
-    if delay < 0 or max_results < 1 or retries < 0:
-        raise InvalidSettingError("--delay and --retries must be >= 0 and --max-results >= 1")
+    if not 0 <= delay <= 3600:
+        raise InvalidSettingError(f"--delay must be 0..3600 seconds, got {delay}")
+    check_int(max_results, "--max-results", maximum=1_000_000)
+    check_int(retries, "--retries", minimum=0, maximum=100)
     conn = _open(db)
     from .. import store as paper_store
     from .tagging import Tagger
@@ -201,18 +210,24 @@ def feed_export(
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     except OSError as exc:
-        raise InvalidSettingError(f"cannot write {path}: {exc.strerror}") from None
+        raise InvalidSettingError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _title_of(conn: sqlite3.Connection, entry_id: int) -> str:
+    from .store import get_entry
+
+    entry = get_entry(conn, entry_id)
+    return entry.title if entry is not None else "?"
 
 
 # ----- papers review / classify (registered on the catalogue's `papers` app) -----
 
 
-def _show(e: object) -> None:
+def _show(e: object, conn: sqlite3.Connection | None = None) -> None:
+    from .proposals import describe
     from .store import FeedEntry
 
     assert isinstance(e, FeedEntry)
@@ -221,6 +236,8 @@ def _show(e: object) -> None:
     if e.candidates:
         out.print(f"  candidate new head types: {escape(', '.join(e.candidates))}")
     out.print(f"  why: {escape('; '.join(e.why))}")
+    for line in describe(conn, e.id) if conn is not None else ():
+        out.print(f"  evidence: {escape(line)}")
     for key, label in (("innovation", "Innovation"), ("tasks", "Tasks"), ("result", "Significant Result")):
         out.print(f"  - {label}: {escape(e.summary.get(key, ''))}")
 
@@ -238,6 +255,8 @@ def papers_review(
     """Accept or reject papers waiting in the feed's review queue (interactive without --accept/--reject)."""
     from .review import accept, reject
 
+    for entry_id in [*(accept_ids or ()), *(reject_ids or ())]:
+        check_int(entry_id, "--accept/--reject")
     conn = _open(db)
     if accept_ids or reject_ids:
         overlap = set(accept_ids or ()) & set(reject_ids or ())
@@ -247,8 +266,9 @@ def papers_review(
             reject(conn, entry_id)
             err.print(f"rejected #{entry_id}")
         for entry_id in accept_ids or ():
+            entry_title = _title_of(conn, entry_id)
             result = accept(conn, entry_id, head_types=head_types or (), new_heads=new_heads or ())
-            merged = f" (merged into {result.merged_into})" if result.merged_into else ""
+            merged = f" ({escape(result.merge_note(entry_title))})" if result.merged_into else ""
             err.print(f"accepted #{entry_id} as catalogue paper {result.paper.id}{merged}")
         return
     pending = list_entries(conn, "pending")
@@ -256,7 +276,7 @@ def papers_review(
         err.print("nothing pending")
         return
     for e in pending:
-        _show(e)
+        _show(e, conn)
         try:
             choice = typer.prompt("  [a]ccept, [r]eject, [s]kip, [q]uit", default="s").strip().lower()[:1]
         except (typer.Abort, EOFError):
@@ -292,14 +312,17 @@ def papers_classify(
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            err.print(f"line {number}: skipped, not JSON ({exc.msg})")
+            item = loads_json(line)
+        except ValueError as exc:
+            err.print(f"line {number}: skipped, not JSON ({escape(str(exc))})")
             continue
         title = item.get("title") if isinstance(item, dict) else None
         abstract = item.get("abstract", item.get("summary", "")) if isinstance(item, dict) else None
         if not isinstance(title, str) or not title.strip() or not isinstance(abstract, str):
             err.print(f"line {number}: skipped, needs a text 'title' (and optional text 'abstract')")
+            continue
+        if has_surrogates(title) or has_surrogates(abstract):
+            err.print(f"line {number}: skipped, holds a lone surrogate (not valid Unicode text)")
             continue
         docs.append((title.strip(), abstract))
     for verdict in default_model().judge(docs):
@@ -358,4 +381,6 @@ def digest_send(
     if not report.sent and not report.failed:
         err.print("nothing to send")
     if report.failed:
-        raise typer.Exit(1)
+        n = len(report.failed)
+        total = n + len(report.sent)
+        raise DeliveryError(f"digest not delivered to {n} of {total} subscriber(s); they will get it on the next send")

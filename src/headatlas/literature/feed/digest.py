@@ -12,10 +12,12 @@ import json
 import re
 import smtplib
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from ...errors import InvalidSettingError, SourceError
 from ...store.db import transaction
@@ -162,18 +164,75 @@ def parse_smtp(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class _DeadlineSMTP(smtplib.SMTP):
+    """SMTP whose every read and write also respects one overall deadline (``time.monotonic()`` seconds).
+
+    smtplib's ``timeout`` bounds each socket operation only: a server that sends a ``220-`` continuation line every
+    few seconds keeps one reply going forever. Here each operation gets the smaller of ``timeout`` and the time
+    left, and past the deadline a ``TimeoutError`` names it.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float, deadline: float, total: float) -> None:
+        self._deadline = deadline
+        self._total = total
+        self._op_timeout = timeout
+        super().__init__(host, port, timeout=min(timeout, max(0.001, deadline - time.monotonic())))
+
+    def _left(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"SMTP send exceeded its overall deadline of {self._total:g} s")
+        return min(self._op_timeout, left)
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:
+            self.file = _DeadlineFile(self.sock.makefile("rb"), self)
+        return super().getreply()
+
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]
+        if self.sock is not None:
+            self.sock.settimeout(self._left())
+        super().send(s)
+
+
+class _DeadlineFile:
+    """The reply reader of :class:`_DeadlineSMTP`: each line read is bounded by the time left."""
+
+    def __init__(self, raw: Any, client: _DeadlineSMTP) -> None:
+        self._raw = raw
+        self._client = client
+
+    def readline(self, size: int = -1) -> bytes:
+        if self._client.sock is not None:
+            self._client.sock.settimeout(self._client._left())
+        try:
+            line: bytes = self._raw.readline(size)
+        except TimeoutError:
+            self._client._left()  # raises the deadline's message when that is what ran out
+            raise TimeoutError(f"no answer within {self._client._op_timeout:g} s") from None
+        return line
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 def send_digest(
     conn: sqlite3.Connection,
     smtp: str,
     *,
     sender: str = "headatlas@localhost",
     timeout: float = 10.0,
+    deadline: float = 120.0,
     dry_run: bool = False,
 ) -> SendReport:
     """Send each subscriber the papers due to them; record what the server accepted, nothing else.
 
-    If the server cannot be reached at all, :class:`SourceError` is raised and nothing is recorded.
+    ``timeout`` bounds each connect, read and write; ``deadline`` the whole send (a server that keeps a reply
+    trickling in is cut off). If the server cannot be reached at all, :class:`SourceError` is raised and nothing
+    is recorded; a subscriber whose message failed is in ``failed`` (and gets the papers next time).
     """
+    if not (0 < timeout <= 3600 and 0 < deadline <= 86400):
+        raise InvalidSettingError(f"SMTP timeout and deadline must be positive seconds, got {timeout}, {deadline}")
     host, port = parse_smtp(smtp)
     if sender.count("@") != 1 or any(c.isspace() or c in "<>" for c in sender):
         raise InvalidSettingError(f"invalid sender address {sender!r}")
@@ -183,16 +242,28 @@ def send_digest(
     failed: dict[str, str] = {}
     if not plans or dry_run:
         return SendReport({s.email: len(e) for s, e in plans} if dry_run else {}, {})
+    end = time.monotonic() + deadline
     try:
-        client = smtplib.SMTP(host, port, timeout=timeout)
+        client = _DeadlineSMTP(host, port, timeout=timeout, deadline=end, total=deadline)
     except (OSError, smtplib.SMTPException) as exc:
-        raise SourceError(f"SMTP server {host}:{port} unreachable: {exc}") from None
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError) and "deadline" not in reason:
+            reason = f"timed out after {timeout:g} s"
+        raise SourceError(f"SMTP server {host}:{port} unreachable: {reason}") from None
     try:
         for subscriber, entries in plans:
             try:
                 client.send_message(compose(subscriber, entries, sender=sender))
             except (OSError, smtplib.SMTPException) as exc:
-                failed[subscriber.email] = str(exc)
+                reason = str(exc) or type(exc).__name__
+                if isinstance(exc, TimeoutError) and "deadline" not in reason:
+                    reason = f"timed out after {timeout:g} s"
+                failed[subscriber.email] = reason
+                if isinstance(exc, (TimeoutError, smtplib.SMTPServerDisconnected)):
+                    # the connection is unusable: the rest fail the same way, quickly
+                    for rest, _ in plans[len(sent) + len(failed) :]:
+                        failed[rest.email] = f"not tried: {reason}"
+                    break
                 continue
             with transaction(conn):
                 conn.executemany(

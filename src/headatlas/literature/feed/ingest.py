@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -17,11 +16,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ...errors import InvalidSettingError
+from ...fileio import loads_json
 from ...store.db import transaction
 from ..catalogue import load_catalogue
-from ..schema import normalise_title as catalogue_title_key
+from ..identity import title_key
 from .model import Entry
+from .proposals import evidence_rows
 from .relevance import RelevanceModel, default_model
+from .reported import extract_heads
 from .sources.arxiv import RECALL_QUERY, ArxivClient, parse_arxiv_feed
 from .sources.daily import DailyPapersClient, parse_daily_papers
 from .sources.semantic_scholar import SemanticScholarClient
@@ -48,7 +50,7 @@ class Annotator:
         self.summariser = summariser or ExtractiveSummariser()
         catalogue = load_catalogue().papers
         self._by_arxiv = {p.arxiv_id: p.id for p in catalogue if p.arxiv_id}
-        self._by_title = {catalogue_title_key(p.title): p.id for p in catalogue}
+        self._by_title = {title_key(p.title): p.id for p in catalogue}
 
     def __call__(self, entries: Sequence[Entry]) -> list[Annotation]:
         verdicts = self.model.judge([(e.title, e.abstract) for e in entries])
@@ -60,7 +62,7 @@ class Annotator:
                 learned, neighbour = self.model.suggest(entry.title, entry.abstract)
                 head_types = learned
                 why = (*why, f"head types learned from the closest catalogue paper: {neighbour}") if learned else why
-            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(catalogue_title_key(entry.title))
+            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(title_key(entry.title))
             notes.append(
                 Annotation(
                     relevant=verdict.relevant,
@@ -72,6 +74,7 @@ class Annotator:
                     models=tags.models,
                     summary=summary_dict(self.summariser.summarise(entry.title, entry.abstract)),
                     catalogue_id=known,
+                    evidence=evidence_rows(tags, extract_heads(entry.title, entry.abstract)),
                 )
             )
         return notes
@@ -168,8 +171,8 @@ def read_file(path: Path) -> tuple[str, list[Entry], list[str]]:
         return "arxiv", page.entries, page.skipped
     if path.suffix.lower() == ".json":
         try:
-            answer = parse_daily_papers(json.loads(data))
-        except (ValueError, UnicodeDecodeError) as exc:
+            answer = parse_daily_papers(loads_json(data))
+        except ValueError as exc:
             raise InvalidSettingError(f"{path}: not a Daily Papers answer ({exc})") from None
         return "daily", answer.entries, answer.skipped
     raise InvalidSettingError(f"{path}: expected an arXiv Atom .xml or a Daily Papers .json file")

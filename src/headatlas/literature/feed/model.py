@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
+
+from ...fileio import has_surrogates
+from ..identity import doi_key, title_key
 
 _NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
 _OLD_ID = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
@@ -22,11 +25,18 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return None
 
 
-def normalise_title(title: str) -> str:
-    """Lower-case ASCII words only: the key that matches a preprint with its venue version."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    return " ".join(re.findall(r"[a-z0-9]+", text))
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _is_iso_day(text: str) -> bool:
+    """``YYYY-MM-DD`` and a real day (``2024-13-45`` is not; nor are ``20240501`` or ``2024-W01-1``)."""
+    if not _DAY.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def clean_space(text: str) -> str:
@@ -56,12 +66,39 @@ class Entry:
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        """Everything a source may get wrong is refused here, before the store: the parsers skip such an entry
+        with this message (``skipped item 3: published '2024-13-45' is not a date YYYY-MM-DD``)."""
+        for name in ("source", "title", "abstract", "arxiv_id", "published", "updated", "url", "venue",
+                     "journal_ref", "doi", "comment"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be text, got {type(value).__name__}")
+            if value is not None and has_surrogates(value):
+                raise ValueError(f"{name} holds a lone surrogate (not valid Unicode text)")
+        for name in ("authors", "categories", "keywords"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not all(isinstance(v, str) and not has_surrogates(v) for v in values):
+                raise ValueError(f"{name} must be a list of text")
         if not self.title.strip():
             raise ValueError("an entry needs a title")
+        for name in ("published", "updated"):
+            day = getattr(self, name)
+            if day is not None and not _is_iso_day(day):
+                raise ValueError(f"{name} {day!r} is not a date YYYY-MM-DD")
+        for name, low in (("version", 1), ("citation_count", 0)):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**63
+            ):
+                raise ValueError(f"{name} must be an integer {low}..2**63-1, got {value!r}")
 
     @property
     def norm_title(self) -> str:
-        return normalise_title(self.title)
+        return title_key(self.title)
+
+    @property
+    def doi_key(self) -> str | None:
+        return doi_key(self.doi)
 
     @property
     def key(self) -> str:

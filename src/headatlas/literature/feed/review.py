@@ -8,7 +8,6 @@ stored duplicate; then the entry is marked ``accepted``. Re-accepting is harmles
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import date
@@ -18,7 +17,7 @@ from ...store.db import transaction
 from .. import store as paper_store
 from ..schema import Paper, Provenance, Summary, slugify
 from ..vocabulary import HeadTerm, Vocabulary, new_term
-from .store import FeedEntry, get_entry, now_iso
+from .store import FeedEntry, get_entry, mark_accepted, mark_rejected
 
 
 def _require(conn: sqlite3.Connection, entry_id: int, allowed: Sequence[str]) -> FeedEntry:
@@ -35,7 +34,10 @@ def to_paper(
 ) -> Paper:
     """The catalogue record of an accepted entry."""
     day = today or date.today()
-    published = date.fromisoformat(entry.published) if entry.published else day
+    try:
+        published = date.fromisoformat(entry.published) if entry.published else day
+    except ValueError:  # a row stored before dates were checked at intake
+        raise CatalogueError(f"feed entry {entry.id} has an invalid date {entry.published!r}") from None
     pid = entry.arxiv_id or slugify(entry.title, published.year)
     links = {"paper": f"https://arxiv.org/abs/{entry.arxiv_id}"} if entry.arxiv_id else {}
     if not links and entry.url:
@@ -91,18 +93,13 @@ def accept(
         hint = f" (candidates: {', '.join(entry.candidates)})" if entry.candidates else ""
         raise CatalogueError(f"feed entry {entry_id} has no head type; pass --head-type ID or --new-head NAME{hint}")
     paper = to_paper(entry, ids, today=today)
-    result = paper_store.add_paper(conn, paper, new_terms=terms)
-    with transaction(conn):
-        conn.execute(
-            "UPDATE feed_entries SET status = 'accepted', catalogue_id = ?, reviewed_at = ?,"
-            " head_types_json = json(?) WHERE id = ?",
-            (result.paper.id, now_iso(), json.dumps(ids), entry_id),
-        )
+    with transaction(conn):  # the paper and the entry's status commit together: a crash leaves neither
+        result = paper_store.add_paper_locked(conn, paper, vocab=vocab, new_terms=terms)
+        mark_accepted(conn, entry_id, result.paper.id, ids)
     return result
 
 
 def reject(conn: sqlite3.Connection, entry_id: int) -> None:
     """Mark a pending entry rejected (it stays in the store, so it is never proposed again)."""
     _require(conn, entry_id, ("pending", "irrelevant"))
-    with transaction(conn):
-        conn.execute("UPDATE feed_entries SET status = 'rejected', reviewed_at = ? WHERE id = ?", (now_iso(), entry_id))
+    mark_rejected(conn, entry_id)

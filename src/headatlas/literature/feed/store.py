@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ...store.db import migration, transaction
+from ...store.db import execute_script, migration, transaction
+from ..identity import title_key
 from .model import Entry
 
 STATUSES = ("pending", "irrelevant", "accepted", "rejected", "catalogued")
@@ -25,7 +26,8 @@ reviewed; ``catalogued``: already in the shipped catalogue when it arrived."""
 
 @migration("feed", "0001_entries")
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    execute_script(
+        conn,
         """
         CREATE TABLE feed_entries (
             id INTEGER PRIMARY KEY,
@@ -83,8 +85,24 @@ def _create(conn: sqlite3.Connection) -> None:
             sent_at TEXT NOT NULL,
             PRIMARY KEY (subscriber_id, entry_id)
         );
-        """
+        """,
     )
+
+
+@migration("feed", "0002_identity")
+def _identity(conn: sqlite3.Connection) -> None:
+    """Re-key titles with the Unicode-aware :func:`~headatlas.literature.identity.title_key` (the old key kept only
+    ASCII words, so every non-Latin title shared one key) and index DOIs, the second id after arXiv's. Rows whose
+    new keys coincide all stay (a later one's key gets its row id), so nothing is lost."""
+    rows = conn.execute("SELECT id, title FROM feed_entries ORDER BY id").fetchall()
+    conn.execute("UPDATE feed_entries SET norm_title = '#migrating ' || id")
+    used: set[str] = set()
+    for row_id, title in rows:
+        key = title_key(title)
+        key = key if key not in used else f"{key}#{row_id}"
+        used.add(key)
+        conn.execute("UPDATE feed_entries SET norm_title = ? WHERE id = ?", (key, row_id))
+    conn.execute("CREATE INDEX feed_entries_doi ON feed_entries (lower(doi)) WHERE doi IS NOT NULL")
 
 
 def now_iso() -> str:
@@ -104,6 +122,7 @@ class Annotation:
     models: tuple[str, ...]
     summary: dict[str, str]
     catalogue_id: str | None = None
+    evidence: tuple[Any, ...] = ()  # proposals.Evidence rows: the sentences behind tags and reported heads
 
 
 @dataclass
@@ -113,6 +132,7 @@ class IngestResult:
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)
     added_ids: list[int] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # title-only matches, both titles named
 
     def merge(self, other: IngestResult) -> None:
         self.added += other.added
@@ -120,18 +140,31 @@ class IngestResult:
         self.unchanged += other.unchanged
         self.skipped += other.skipped
         self.added_ids += other.added_ids
+        self.merged += other.merged
 
 
-def _find(conn: sqlite3.Connection, entry: Entry) -> sqlite3.Row | None:
+def _find(conn: sqlite3.Connection, entry: Entry) -> tuple[sqlite3.Row | None, str]:
+    """The stored row of the same work and how it matched: by arXiv id, else DOI, else title key."""
     if entry.arxiv_id:
         row = conn.execute("SELECT * FROM feed_entries WHERE arxiv_id = ?", (entry.arxiv_id,)).fetchone()
         if row is not None:
-            return row
-    # same normalised title: one work (preprint and venue version, or a re-submission under a new id)
+            return row, "arxiv"
+    if entry.doi_key:
+        row = conn.execute(
+            "SELECT * FROM feed_entries WHERE lower(doi) = ? AND doi IS NOT NULL ORDER BY id LIMIT 1", (entry.doi_key,)
+        ).fetchone()
+        if row is not None:
+            return row, "doi"
+    # same title key: one work (preprint and venue version, or a re-submission under a new id)
     found: sqlite3.Row | None = conn.execute(
         "SELECT * FROM feed_entries WHERE norm_title = ?", (entry.norm_title,)
     ).fetchone()
-    return found
+    return found, "title"
+
+
+def _title_merge_note(row: sqlite3.Row, entry: Entry) -> str:
+    ident = f"arXiv {entry.arxiv_id}" if entry.arxiv_id else f"from {entry.source}"
+    return f"{entry.title!r} ({ident}) matched #{row['id']} {row['title']!r} by title; merged"
 
 
 def _union(old_json: str, new: Iterable[str]) -> str:
@@ -235,23 +268,28 @@ def write_page(
 ) -> IngestResult:
     """Write one page of entries and (optionally) the source's new cursor in a single transaction.
 
-    ``annotate(list_of_entries) -> list[Annotation]`` is called only for entries that are new to the store.
+    ``annotate(list_of_entries) -> list[Annotation]`` is called only for entries that are new to the store, and
+    *before* the write lock is taken (scoring a file takes seconds; other writers must not wait for it). The write
+    then re-matches every entry, so a work another process stored meanwhile is merged, not duplicated.
     """
     result = IngestResult(skipped=list(skipped))
+    # annotate (in one batch, no lock held) only the first entry of each work the store does not hold yet
+    firsts: list[Entry] = []
+    keys_seen: set[str] = set()
+    for entry in entries:
+        if _find(conn, entry)[0] is None:
+            keys = {entry.norm_title} | ({entry.arxiv_id} if entry.arxiv_id else set())
+            keys |= {f"doi:{entry.doi_key}"} if entry.doi_key else set()
+            if not keys & keys_seen:
+                firsts.append(entry)
+            keys_seen |= keys
+    notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
     with transaction(conn):
-        # annotate (in one batch) only the first entry of each work that the store does not hold yet
-        firsts: list[Entry] = []
-        keys_seen: set[str] = set()
         for entry in entries:
-            if _find(conn, entry) is None:
-                keys = {entry.norm_title} | ({entry.arxiv_id} if entry.arxiv_id else set())
-                if not keys & keys_seen:
-                    firsts.append(entry)
-                keys_seen |= keys
-        notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
-        for entry in entries:
-            row = _find(conn, entry)
+            row, how = _find(conn, entry)
             if row is not None:
+                if how == "title":
+                    result.merged.append(_title_merge_note(row, entry))
                 if _merge(conn, row, entry):
                     result.updated += 1
                 else:
@@ -259,6 +297,10 @@ def write_page(
                 continue
             note = notes.get(id(entry)) or annotate([entry])[0]
             result.added_ids.append(_insert(conn, entry, note))
+            if note.evidence:
+                from .proposals import write_evidence
+
+                write_evidence(conn, result.added_ids[-1], note.evidence)
             result.added += 1
         for reason in skipped:
             conn.execute("INSERT INTO feed_skipped (source, reason, at) VALUES (?, ?, ?)", (source, reason, now_iso()))
@@ -269,6 +311,20 @@ def write_page(
                 (source, cursor, now_iso()),
             )
     return result
+
+
+def mark_accepted(conn: sqlite3.Connection, entry_id: int, catalogue_id: str, head_types: Sequence[str]) -> None:
+    """Record a review's acceptance, inside the caller's transaction (with the catalogue write)."""
+    conn.execute(
+        "UPDATE feed_entries SET status = 'accepted', catalogue_id = ?, reviewed_at = ?, head_types_json = json(?)"
+        " WHERE id = ?",
+        (catalogue_id, now_iso(), json.dumps(list(head_types)), entry_id),
+    )
+
+
+def mark_rejected(conn: sqlite3.Connection, entry_id: int) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE feed_entries SET status = 'rejected', reviewed_at = ? WHERE id = ?", (now_iso(), entry_id))
 
 
 def get_cursor(conn: sqlite3.Connection, source: str) -> str | None:

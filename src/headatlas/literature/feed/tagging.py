@@ -1,5 +1,7 @@
-"""Tag a paper from its title and abstract: head types (vocabulary names and aliases), survey stages, models
-studied, and candidate new head types ("X heads" phrases the vocabulary does not know).
+"""Tag a paper from its title and abstract: head types (vocabulary names and aliases, lists such as "subject,
+relation and mixed heads", and describing phrases from ``data/head_cues.yaml``), each with the sentence that
+supports it, survey stages, models studied, and proposed new head types ("X heads" phrases the vocabulary does
+not know, also with their sentence).
 
 Stages are those of Attention Heads of Large Language Models: A Survey (arXiv 2409.03752), taken from the
 matched head types' vocabulary entries.
@@ -8,12 +10,14 @@ matched head types' vocabulary entries.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..schema import STAGES
 from ..vocabulary import HeadTerm, Vocabulary, display_tag, normalise_name, vocabulary
+from .summary import split_sentences
 
 # words that precede "heads" without naming a kind of head
 _GENERIC_WORDS = """
@@ -76,6 +80,39 @@ class Tags:
     stages: tuple[str, ...]
     models: tuple[str, ...]
     candidates: tuple[str, ...]
+    evidence: tuple[tuple[str, str], ...] = ()
+    """``(head-type id or proposed name, supporting sentence)`` for every head type and candidate."""
+
+    def sentence_for(self, name: str) -> str:
+        return next((sentence for key, sentence in self.evidence if key == name), "")
+
+
+_FUNCTION_WORDS = frozenset({"in", "of", "to", "on", "for", "at", "by", "with", "the", "a", "an"})
+_LIST_END = re.compile(r"\b(?:heads|roles)\b", re.IGNORECASE)
+_PAREN_LIST = re.compile(r"\(([^)]{3,120}[,/][^)]*)\)")
+_SPLIT_ITEMS = re.compile(r"\s*,\s*|\s+(?:and|or)\s+|\s*/\s*", re.IGNORECASE)
+_HEADS_FOR = re.compile(
+    r"\bheads?\s+(?:that\s+are\s+)?(?:tied|linked|related|dedicated|devoted)\s+to\s+(.{3,80}?)(?:[.;:]|$)|"
+    r"\bheads?\s+(?:responsible|important|crucial|critical)\s+for\s+(.{3,80}?)(?:[.;:]|$)",
+    re.IGNORECASE,
+)
+_ABOUT_HEADS = re.compile(r"\b(?:heads?|attention|circuits?)\b", re.IGNORECASE)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+@functools.cache
+def shipped_cues() -> dict[str, tuple[str, ...]]:
+    """Describing phrases per head-type id (``literature/data/head_cues.yaml``)."""
+    import yaml
+
+    text = importlib.resources.files("headatlas.literature").joinpath("data/head_cues.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise ValueError("data/head_cues.yaml must map head-type ids to lists of phrases")
+    return {str(k): tuple(str(v) for v in values) for k, values in raw.items()}
 
 
 def _phrase_words(name: str) -> list[str]:
@@ -89,8 +126,14 @@ class Tagger:
     """Matches every vocabulary name and alias as "<name> head(s)"; names of two or more words (e.g. "Name
     Mover", "Function Vector") also match as the bare phrase."""
 
-    def __init__(self, vocab: Vocabulary) -> None:
+    def __init__(self, vocab: Vocabulary, cues: dict[str, tuple[str, ...]] | None = None) -> None:
         self.vocab = vocab
+        self._cues: dict[tuple[str, ...], str] = {}
+        for head_id, phrases in (shipped_cues() if cues is None else cues).items():
+            if head_id in vocab:
+                for phrase in phrases:
+                    self._cues.setdefault(_words(phrase), head_id)
+        self._longest_cue = max((len(k) for k in self._cues), default=1)
         self._headed: dict[tuple[str, ...], str] = {}  # words that must be followed by "head(s)"
         self._bare: dict[tuple[str, ...], str] = {}  # multi-word names that count on their own
         for term in vocab.terms.values():
@@ -100,7 +143,7 @@ class Tagger:
                     continue
                 self._headed.setdefault(words, term.id)
                 # a one-word name ("accuracy", "context") only counts when followed by "head(s)"
-                if len(words) >= 2 and len("".join(words)) >= 8:
+                if len(words) >= 2 and len("".join(words)) >= 8 and words[0] not in _FUNCTION_WORDS:
                     self._bare.setdefault(words, term.id)
                     self._bare.setdefault((*words[:-1], words[-1] + "s"), term.id)  # "function vectors"
         self._longest = max((len(k) for k in self._headed), default=1)
@@ -126,29 +169,95 @@ class Tagger:
                     break
         return found
 
+    def _item_id(self, item: str) -> str | None:
+        """The head type a list item names ("mixed", "previous-token", "induction-style"), trying its last words."""
+        words = [w for w in _words(item) if w not in ("style", "like", "type")]
+        while words and words[-1] in ("head", "heads", "role", "roles"):
+            words.pop()
+        for n in range(min(3, len(words)), 0, -1):
+            key = tuple(words[-n:])
+            if key in self._headed:
+                return self._headed[key]
+        return None
+
+    def _listed(self, sentence: str) -> dict[str, str]:
+        """Head types named as items of a list that ends in "heads"/"roles" ("subject, relation and mixed heads")
+        or given in parentheses ("heads (positional, syntactic, rare words)")."""
+        found: dict[str, str] = {}
+        lists: list[list[str]] = []
+        for match in _LIST_END.finditer(sentence):
+            pieces = _SPLIT_ITEMS.split(sentence[: match.start()].rstrip())
+            items = []
+            for piece in reversed(pieces):
+                items.append(piece)
+                if len(_words(piece)) > 3:
+                    break  # the clause before the list: keep only its last words (the first item)
+            if len(items) >= 2:
+                lists.append(items)
+        lists += [_SPLIT_ITEMS.split(m.group(1)) for m in _PAREN_LIST.finditer(sentence)]
+        # "heads tied to accuracy and to language coherence", "heads responsible for safety"
+        for m in _HEADS_FOR.finditer(sentence):
+            tail = m.group(1) or m.group(2)
+            items = [re.sub(r"^(?:to|the)\s+", "", item) for item in _SPLIT_ITEMS.split(tail)]
+            lists.append([re.split(r"\s+(?:in|of|on|across|during|when|while|with|by|from)\s+", i)[0] for i in items])
+        for items in lists:
+            for item in items:
+                head_id = self._item_id(item)
+                if head_id is not None:
+                    found.setdefault(head_id, item.strip())
+        return found
+
+    def _cued(self, sentence: str) -> dict[str, str]:
+        words = _words(sentence)
+        found: dict[str, str] = {}
+        for i in range(len(words)):
+            for n in range(min(self._longest_cue, len(words) - i), 0, -1):
+                key = tuple(words[i : i + n])
+                if key in self._cues:
+                    found.setdefault(self._cues[key], " ".join(key))
+                    break
+        return found
+
     def tag(self, title: str, abstract: str, extra_terms: Iterable[str] = ()) -> Tags:
-        text = f"{title}. {abstract}. " + ". ".join(extra_terms)
-        found = self._names(text)
+        sentences = [title, *split_sentences(abstract), *(t for t in extra_terms if t.strip())]
+        about_heads = any(_ABOUT_HEADS.search(sentence) for sentence in sentences)
+        found: dict[str, str] = {}
+        evidence: dict[str, str] = {}
+        for sentence in sentences:
+            hits = self._cued(sentence) if about_heads else {}
+            hits.update(self._listed(sentence))
+            hits.update(self._names(sentence))  # a name beats a list item, which beats a describing phrase
+            for head_id, phrase in hits.items():
+                if head_id not in found:
+                    found[head_id] = phrase
+                    evidence[head_id] = sentence
         head_types = tuple(sorted(found))
         terms: list[HeadTerm] = [self.vocab.terms[t] for t in head_types]
         stages = tuple(s for s in STAGES if any(t.stage == s for t in terms))
+        text = " ".join(sentences)
         models = tuple(name for name, pattern in _MODEL_RES if pattern.search(text))
         candidates: list[str] = []
-        for match in _HEADS_PHRASE.finditer(text):
-            word = match.group(1)
-            if word.lower() in _GENERIC or word.isdigit() or len(word) < 3:
-                continue
-            if self.vocab.find(word) is not None or normalise_name(word) in {normalise_name(v) for v in found.values()}:
-                continue
-            phrase = f"{word.lower()} head"
-            if phrase not in candidates:
-                candidates.append(phrase)
+        known_phrases = {normalise_name(v) for v in found.values()}
+        for sentence in sentences:
+            for match in _HEADS_PHRASE.finditer(sentence):
+                word = match.group(1)
+                if word.lower() in _GENERIC or word.isdigit() or len(word) < 3:
+                    continue
+                if re.match(r"\s*\(?L?\d", sentence[match.end() :]):
+                    continue  # "ablating head L14H3": a head reference, not a kind of head
+                if self.vocab.find(word) is not None or normalise_name(word) in known_phrases:
+                    continue
+                phrase = f"{word.lower()} head"
+                if phrase not in candidates:
+                    candidates.append(phrase)
+                    evidence[phrase] = sentence
         return Tags(
             head_types=head_types,
             matched=tuple(found[t] for t in head_types),
             stages=stages,
             models=models,
             candidates=tuple(candidates),
+            evidence=tuple((k, evidence[k]) for k in (*head_types, *candidates)),
         )
 
 

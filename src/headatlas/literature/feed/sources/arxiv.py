@@ -54,14 +54,22 @@ def _parse_root(text: str | bytes) -> ET.Element:
         raise ValueError(f"broken XML: {exc}") from None
 
 
+def _count(text: str | None, what: str) -> int:
+    if text is None:
+        return 0
+    if not text.isdigit() or len(text) > 12:
+        raise ValueError(f"opensearch:{what} is not a count: {text[:40]!r}")
+    return int(text)
+
+
 def parse_arxiv_feed(text: str | bytes) -> ArxivPage:
     """Parse one Atom answer. Entries lacking an id or title are skipped with a reason; a broken document
     raises ``ValueError``; hostile XML or an arXiv error entry raise :class:`SourceError`."""
     root = _parse_root(text)
     if root.tag != f"{{{NS['atom']}}}feed":
         raise ValueError(f"not an Atom feed (root {root.tag})")
-    total = int(_text(root, "opensearch:totalResults") or 0)
-    start = int(_text(root, "opensearch:startIndex") or 0)
+    total = _count(_text(root, "opensearch:totalResults"), "totalResults")
+    start = _count(_text(root, "opensearch:startIndex"), "startIndex")
     entries: list[Entry] = []
     skipped: list[str] = []
     for node in root.findall("atom:entry", NS):
@@ -83,8 +91,8 @@ def parse_arxiv_feed(text: str | bytes) -> ArxivPage:
             (link.get("href") for link in node.findall("atom:link", NS) if link.get("rel") == "alternate"),
             f"https://arxiv.org/abs/{arxiv_id}",
         )
-        entries.append(
-            Entry(
+        try:
+            entry = Entry(
                 source="arxiv",
                 title=title,
                 abstract=_text(node, "atom:summary") or "",
@@ -101,7 +109,10 @@ def parse_arxiv_feed(text: str | bytes) -> ArxivPage:
                 doi=_text(node, "arxiv:doi"),
                 comment=_text(node, "arxiv:comment"),
             )
-        )
+        except ValueError as exc:
+            skipped.append(f"entry {raw_id}: {exc}")
+            continue
+        entries.append(entry)
     return ArxivPage(entries=entries, total=total, start=start, skipped=skipped)
 
 

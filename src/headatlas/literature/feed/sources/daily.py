@@ -6,7 +6,6 @@ Both answer a JSON list of ``{"paper": {...}, "title", "summary", "publishedAt",
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ....fileio import loads_json
 from ..model import Entry, clean_space, parse_arxiv_id
 from .http import Fetcher
 
@@ -31,20 +31,30 @@ def _entry(item: Mapping[str, Any]) -> Entry:
     if not isinstance(paper, Mapping):
         raise ValueError("no paper object")
     raw_id = paper.get("id")
-    parsed = parse_arxiv_id(str(raw_id)) if raw_id else None
+    parsed = parse_arxiv_id(raw_id) if isinstance(raw_id, str) and raw_id else None
     if parsed is None:
         raise ValueError(f"missing or malformed paper.id {raw_id!r}")
     title = paper.get("title") or item.get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError("missing title")
     abstract = paper.get("summary") or item.get("summary") or ""
+    if not isinstance(abstract, str):
+        raise ValueError(f"summary must be text, got {type(abstract).__name__}")
+    raw_authors = paper.get("authors") or []
+    if not isinstance(raw_authors, list):
+        raise ValueError("authors must be a list of names")
     authors = tuple(
         clean_space(a["name"])
-        for a in paper.get("authors") or []
+        for a in raw_authors
         if isinstance(a, Mapping) and isinstance(a.get("name"), str) and a["name"].strip()
     )
     published = paper.get("publishedAt") or item.get("publishedAt")
-    keywords = tuple(k for k in paper.get("ai_keywords") or [] if isinstance(k, str))
+    if published is not None and not isinstance(published, str):
+        raise ValueError(f"publishedAt must be a date, got {type(published).__name__}")
+    raw_keywords = paper.get("ai_keywords") or []
+    if not isinstance(raw_keywords, list):
+        raise ValueError("ai_keywords must be a list of text")
+    keywords = tuple(k for k in raw_keywords if isinstance(k, str))
     arxiv_id, version = parsed
     extra: dict[str, object] = {
         k: paper[k] for k in ("upvotes", "githubRepo", "githubStars", "ai_summary") if paper.get(k) is not None
@@ -56,7 +66,7 @@ def _entry(item: Mapping[str, Any]) -> Entry:
         arxiv_id=arxiv_id,
         version=version,
         authors=authors,
-        published=str(published)[:10] if published else None,
+        published=published[:10] if published else None,
         url=f"https://huggingface.co/papers/{arxiv_id}",
         keywords=keywords,
         extra=extra,
@@ -81,8 +91,8 @@ def parse_daily_papers(data: Any) -> DailyAnswer:
 
 def _decode(response: httpx.Response) -> DailyAnswer:
     try:
-        data = response.json()
-    except json.JSONDecodeError as exc:
+        data = loads_json(response.content)
+    except ValueError as exc:
         raise ValueError(f"broken JSON: {exc}") from None
     return parse_daily_papers(data)
 

@@ -68,6 +68,7 @@ class Fetcher:
         self.backoff = backoff
         self.max_wait = max_wait
         self.sleep = sleep
+        self.timeout = timeout
         self.calls = 0
         self._last_start: float | None = None
         self._client = httpx.Client(
@@ -112,7 +113,7 @@ class Fetcher:
             try:
                 response = self._client.request(method, url, params=params, json=json)
             except httpx.TimeoutException:
-                reason = "timed out"
+                reason = f"timed out after {self.timeout:g} s"
             except httpx.TransportError as exc:
                 reason = f"connection failed ({type(exc).__name__})"
             else:

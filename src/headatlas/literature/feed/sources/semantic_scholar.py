@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 
 from ....errors import SourceError
-from ..model import normalise_title
+from ....fileio import has_surrogates, loads_json
+from ...identity import title_key
+from ..model import parse_arxiv_id
 from .http import Fetcher
 
 DEFAULT_S2_URL = "https://api.semanticscholar.org"
@@ -32,34 +33,47 @@ class Enrichment:
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except json.JSONDecodeError as exc:
+        return loads_json(response.content)
+    except ValueError as exc:
         raise ValueError(f"broken JSON: {exc}") from None
 
 
 def parse_paper(data: Any) -> Enrichment | None:
     """An :class:`Enrichment` from a Graph API paper object; None if it lacks ``paperId`` or ``title``."""
-    if not isinstance(data, Mapping) or not data.get("paperId") or not data.get("title"):
+    if not isinstance(data, Mapping) or not data.get("paperId") or not _text(data.get("title")):
         return None
-    venue = data.get("venue") or None
+    venue = _text(data.get("venue"))
     publication = data.get("publicationVenue")
     if not venue and isinstance(publication, Mapping):
-        venue = publication.get("name") or None
+        venue = _text(publication.get("name"))
     if isinstance(venue, str) and venue.lower() in {"arxiv", "arxiv.org"}:
         venue = None
     raw_ids = data.get("externalIds")
     ids: Mapping[str, Any] = raw_ids if isinstance(raw_ids, Mapping) else {}
     count = data.get("citationCount")
     year = data.get("year")
+    arxiv = _text(ids.get("ArXiv"))
+    parsed = parse_arxiv_id(arxiv) if arxiv else None
     return Enrichment(
-        paper_id=str(data["paperId"]),
+        paper_id=str(data["paperId"])[:200],
         title=str(data["title"]),
         venue=venue,
-        year=year if isinstance(year, int) else None,
-        citation_count=count if isinstance(count, int) else None,
-        arxiv_id=ids.get("ArXiv"),
-        doi=ids.get("DOI"),
+        year=year if _is_int(year) and 0 < year < 10000 else None,
+        citation_count=count if _is_int(count) and 0 <= count < 2**63 else None,
+        arxiv_id=parsed[0] if parsed else None,
+        doi=_text(ids.get("DOI")),
     )
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str | None:
+    """Non-empty text without lone surrogates, else None: what may reach the store from an answer's field."""
+    if not isinstance(value, str) or not value.strip() or has_surrogates(value):
+        return None
+    return value.strip()
 
 
 class SemanticScholarClient:
@@ -140,6 +154,6 @@ class SemanticScholarClient:
         items = data.get("data") if isinstance(data, Mapping) else None
         for item in items or []:
             parsed = parse_paper(item)
-            if parsed is not None and normalise_title(parsed.title) == normalise_title(title):
+            if parsed is not None and title_key(parsed.title) == title_key(title):
                 return parsed
         return None
