@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             "head_detail": f"/scans/{scan_id}/heads/{best}",
             "head_type": "/head-types/induction",
             "papers": "/papers?q=induction",
+            "compare": f"/compare?scans={scan_id}",
+            "api_scan_gzip": f"/api/scans/{scan_id}",
+            "api_docs": "/api/docs",
         }
         cold = []
         for _ in range(3):  # a fresh app: the head map is parsed from the store on the first request
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         report_bytes = len(render_report(headmap, patterns).encode("utf-8"))
         report_ms = (time.perf_counter() - start) * 1000
+        api = client.get(urls["api_scan_gzip"], headers={"Accept-Encoding": "gzip"})
+        api_bytes = (int(api.headers.get("content-length", 0)), len(api.content))  # on the wire, unpacked
 
     n_heads = headmap.facts.n_head_total
     print(f"{headmap.facts.name}: {n_heads} heads x {len(headmap.head_types)} types, {args.repeats} requests each")
@@ -130,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<20} p50 {statistics.median(values):7.2f} ms   p95 {_p95(values):7.2f} ms")
     print(f"  head map, cold cache  {statistics.median(cold):7.2f} ms (median of 3 fresh apps)")
     print(f"  report.html           {report_bytes / 1e6:.2f} MB rendered in {report_ms:.0f} ms")
+    print(f"  /api/scans/N          {api_bytes[1] / 1e3:.0f} KB, {api_bytes[0] / 1e3:.0f} KB gzipped on the wire")
     base = _p95(times["baseline_index"])
     head_map = max(_p95(times["head_map_overview"]), _p95(times["head_map_induction"]))
     result = {
@@ -141,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_index_p95_ms": round(base, 2),
         "head_map_vs_baseline": round(head_map / base, 2) if base > 0 else None,
         "report_bytes": report_bytes,
+        "pages_p95_ms": {name: round(_p95(values), 2) for name, values in times.items()},
+        "api_scan_bytes": api_bytes[1],
+        "api_scan_gzip_bytes": api_bytes[0],
         "target_ms": 300,
         "ok": head_map < 300,
     }

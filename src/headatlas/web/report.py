@@ -28,6 +28,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=False,
     )
     env.globals["colorbar"] = views.colorbar_css()
+    env.globals["strongest_rule"] = views.STRONGEST_RULE
+    env.globals["stage_names"] = views.STAGE_NAMES
+    env.filters["num"] = views.fmt_num
     return env
 
 
@@ -88,10 +91,11 @@ def report_context(
                 "stage": info.get("stage", ""),
                 "definition": info.get("definition", ""),
                 "threshold": info.get("threshold"),
-                "probe": info.get("probe", ""),
+                "probe": info.get("probe"),
+                "scored_on": views.scored_on(type_id, info.get("probe"), headmap.probes.get(type_id)),
                 "n_members": counts[type_id],
                 "grid": views.heatmap(headmap, type_id),
-                "top": headmap.top(type_id, k),
+                "top": views.top_heads(headmap, k, [type_id])[type_id],
                 "papers": listed,
             }
         )
@@ -105,6 +109,7 @@ def report_context(
         "settings": headmap.settings,
         "settings_json": json.dumps(headmap.settings, indent=1, sort_keys=True),
         "probes": headmap.probes,
+        "type_names": {t: str(i.get("name", t)) for t, i in headmap.head_types.items()},
         "overview": views.overview(headmap),
         "types": types,
         "n_heads_total": headmap.facts.n_head_total,

@@ -58,6 +58,7 @@ class ScanDetail(BaseModel):
     top: dict[str, list[dict[str, Any]]]
     heads: list[HeadScore]
     verification: dict[str, Any]
+    files: dict[str, str] = {}
 
 
 class HeadTypeInfo(BaseModel):

@@ -13,6 +13,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from ..errors import InvalidSettingError
 from ..headmap import HeadMap, head_name
 
@@ -28,19 +30,37 @@ _VIRIDIS = (
     (170, 220, 50),
     (253, 231, 37),
 )
-# categorical colours for the overview (Tableau 10), one per head type in registry order
-_CATEGORICAL = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-)
+# categorical colours, one per head type: 17 hues picked from the Okabe-Ito, Tol and Kelly sets so that every
+# pair differs by CIEDE2000 >= 15 in normal vision and >= 10 under simulated deuteranopia (Machado 2009); keyed
+# by id, so a type keeps its colour in every scan, in the app and in report.html (and no torch import is needed
+# to know it: the registry imports torch)
+TYPE_COLORS = {
+    "current_token": "#6699cc",
+    "duplicate_token": "#44bb99",
+    "induction": "#ee3377",
+    "local": "#f6a600",
+    "previous_token": "#0067a5",
+    "retrieval": "#be0032",
+    "sink": "#848482",  # grey: a resting behaviour
+    "copying": "#008856",
+    "negative_copying": "#2b3d26",
+    "copy_suppression": "#654522",
+    "successor": "#eedd88",
+    "function_vector": "#332288",
+    "name_mover": "#e25822",
+    "negative_name_mover": "#f99379",
+    "s_inhibition": "#aa3377",
+    "safety": "#ffaabb",
+    "semantic_induction": "#66ccee",
+}
+PALETTE = tuple(TYPE_COLORS.values())
+STAGE_NAMES = {
+    "KR": "knowledge recalling",
+    "ICI": "in-context identification",
+    "LR": "latent reasoning",
+    "EP": "expression preparation",
+}
+"""The survey's four stages of how a model answers, which every head type is filed under."""
 NO_TYPE_COLOR = "#eef0f3"
 MISSING_COLOR = "#d9d9d9"
 CELL = 18  # px of one heatmap cell
@@ -65,8 +85,21 @@ def colorbar_css() -> str:
     return f"linear-gradient(to right, {stops})"
 
 
-def type_colors(type_ids: list[str]) -> dict[str, str]:
-    return {t: _CATEGORICAL[i % len(_CATEGORICAL)] for i, t in enumerate(type_ids)}
+def type_colors(type_ids: list[str] | None = None) -> dict[str, str]:
+    """The colour of each head type: :data:`TYPE_COLORS` for the types headatlas knows, so a type has the same
+    colour everywhere (web app, report.html, every scan); other types get evenly spaced hues in the order given.
+    The one place colours are assigned."""
+    if type_ids is None:
+        return dict(TYPE_COLORS)
+    extra = [t for t in type_ids if t not in TYPE_COLORS]
+    return {t: TYPE_COLORS[t] if t in TYPE_COLORS else _hue(extra.index(t), len(extra)) for t in type_ids}
+
+
+def _hue(i: int, n: int) -> str:
+    import colorsys
+
+    r, g, b = colorsys.hls_to_rgb((i / max(n, 1) + 0.07) % 1.0, 0.5, 0.6)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 def parse_head(name: str, n_layers: int, n_heads: int) -> tuple[int, int]:
@@ -80,12 +113,23 @@ def parse_head(name: str, n_layers: int, n_heads: int) -> tuple[int, int]:
     return layer, head
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, digits: int = 3) -> str:
+    """A number as shown on pages: fixed digits, never ``-0.000`` (a tiny negative rounds to plain zero)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """Jinja's ``num``: ``–`` for a missing value or a non-number, else :func:`_fmt` with ``digits``."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "–"
+    return _fmt(float(value), digits)
 
 
 def scores_by_head(headmap: HeadMap) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
@@ -187,18 +231,40 @@ def heatmap(headmap: HeadMap, type_id: str, link: str | None = None) -> dict[str
     return grid
 
 
+STRONGEST_RULE = (
+    "A head's colour is the member type it is strongest in, strength = (score − threshold) / (1 − threshold), so"
+    " types with low thresholds are not favoured; sink, a resting behaviour many specialised heads share, only"
+    " colours a head that is a member of no other type."
+)
+"""The overview's rule in words (the app and report.html show the same sentence)."""
+
+
 def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
-    """Every head coloured by its strongest member type (see :func:`strongest_type`); pale when none."""
+    """Every head coloured by its strongest member type (see :func:`strongest_type`); pale when none.
+
+    A cell's title lists every type the head is a member of (with its score); the legend counts, per type, the
+    heads it colours (``strongest``) and its members (``members``): a head can be a member of several types.
+    """
     colors = type_colors(list(headmap.head_types))
+    names = {t: str(i.get("name", t)) for t, i in headmap.head_types.items()}
     by_head = scores_by_head(headmap)
     cells = []
     counts: dict[str, int] = dict.fromkeys(headmap.head_types, 0)
+    members: dict[str, int] = dict.fromkeys(headmap.head_types, 0)
     for layer in range(headmap.facts.n_layers):
         for head in range(headmap.facts.n_heads):
             name = head_name(layer, head)
-            type_id, ratio = strongest_type(by_head.get((layer, head), {}))
+            rows = by_head.get((layer, head), {})
+            type_id, ratio = strongest_type(rows)
+            joined = [t for t in headmap.head_types if rows.get(t, {}).get("member")]
+            for t in joined:
+                members[t] += 1
             if type_id is not None:
                 counts[type_id] += 1
+                title = f"{name} · strongest: {names[type_id]} (strength {_fmt(ratio, 2)})"
+                title += "\nmember of: " + "; ".join(f"{names[t]} {_fmt(rows[t]['score'])}" for t in joined)
+            else:
+                title = f"{name} · member of no head type"
             cells.append(
                 {
                     "layer": layer,
@@ -207,19 +273,64 @@ def overview(headmap: HeadMap, link: str | None = None) -> dict[str, Any]:
                     "fill": colors[type_id] if type_id else NO_TYPE_COLOR,
                     "member": False,
                     "type_id": type_id,
-                    "title": f"{name} · {type_id or 'no type'}" + (f" (strength {ratio:.2f})" if type_id else ""),
+                    "members": joined,
+                    "title": title,
                 }
             )
     grid = _grid(headmap, cells, link, "Strongest head type", "overview")
     grid["legend"] = [
-        {"type_id": t, "name": headmap.head_types[t].get("name", t), "color": colors[t], "count": counts[t]}
+        {"type_id": t, "name": names[t], "color": colors[t], "count": counts[t], "members": members[t]}
         for t in headmap.head_types
     ]
     return grid
 
 
-def top_heads(headmap: HeadMap, k: int = 5) -> dict[str, list[dict[str, Any]]]:
-    return {t: headmap.top(t, k) for t in headmap.head_types}
+def top_heads(headmap: HeadMap, k: int = 5, type_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per type: every member, best first, and at least the ``k`` best heads (so a type with no members still
+    shows its best candidates). ``type_ids`` limits the types (default: all of the scan's)."""
+    wanted = type_ids if type_ids is not None else list(headmap.head_types)
+    by_type: dict[str, list[dict[str, Any]]] = {t: [] for t in wanted}
+    for r in headmap.rows:  # one pass over the rows, not one per type
+        if r["head_type"] in by_type and r["score"] is not None:
+            by_type[r["head_type"]].append(r)
+    out = {}
+    for t, rows in by_type.items():
+        rows.sort(key=lambda r: (-r["score"], r["layer"], r["head"]))  # HeadMap.top's order
+        n_members = sum(1 for r in rows if r["member"])
+        out[t] = [{**r, "name": head_name(r["layer"], r["head"])} for r in rows[: max(k, n_members)]]
+    return out
+
+
+_TASK_SETS = {
+    "copying": "weights",
+    "negative_copying": "weights",
+    "successor": "weights",
+    "function_vector": "10-shot in-context task prompts (antonyms, capitals, upper case, next item)",
+    "name_mover": "IOI prompts",
+    "negative_name_mover": "IOI prompts",
+    "s_inhibition": "IOI prompts",
+    "safety": "harmful and matched harmless requests",
+    "semantic_induction": "relation prompts (country → capital, antonyms)",
+}
+"""What the types without a shared probe are scored on, for pages that have no scan's own record of it."""
+
+
+def scored_on(type_id: str, probe: str | None, probe_info: dict[str, Any] | None = None) -> str:
+    """What a type's score is computed from, in words: a shared probe, the weights alone, or its own task set.
+
+    ``probe_info`` is the scan's record for the type (``headmap.probes[type_id]``) when there is one.
+    """
+    info = probe_info or {}
+    kind = str(info.get("kind") or "")
+    if probe:
+        return f"the weights and the {probe} probe" if kind.startswith("weights+") else f"the {probe} probe"
+    task = _TASK_SETS.get(type_id)
+    if kind == "weights" or task == "weights":
+        return "the weights alone (no prompts)"
+    own = info.get("probe")
+    if task:
+        return f"its own task set: {task}"
+    return f"its own task set ({own})" if own else "its own task set"
 
 
 def head_detail(headmap: HeadMap, layer: int, head: int) -> dict[str, Any]:
@@ -375,3 +486,184 @@ def example_for_head(patterns: dict[str, Any] | None, name: str) -> int:
         if bos < best_bos - 1e-9:
             best, best_bos = i, bos
     return best
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    """An OpenAPI schema as a short readable type: ``int``, ``list[Paper]``, ``str | null``, ``Paper``."""
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    for union in ("anyOf", "oneOf"):
+        if union in spec:
+            return " | ".join(_schema_type(s) for s in spec[union])
+    kind = spec.get("type")
+    if kind == "array":
+        return f"list[{_schema_type(spec.get('items', {}))}]"
+    if kind == "object" and isinstance(spec.get("additionalProperties"), dict):
+        return f"dict[str, {_schema_type(spec['additionalProperties'])}]"
+    return {"integer": "int", "string": "str", "number": "float", "boolean": "bool", "object": "object"}.get(
+        str(kind), str(kind or "any")
+    )
+
+
+def openapi_docs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI schema shaped for a server-rendered docs page (no CDN scripts): endpoints with their
+    parameters and response types, then the response models with their fields."""
+    endpoints = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, op in methods.items():
+            params = [
+                {
+                    "name": p.get("name", ""),
+                    "in": p.get("in", ""),
+                    "required": bool(p.get("required")),
+                    "type": _schema_type(p.get("schema", {})),
+                    "description": p.get("description") or p.get("schema", {}).get("description", ""),
+                }
+                for p in op.get("parameters", [])
+            ]
+            ok: dict[str, dict[str, Any]] = op.get("responses", {}).get("200", {}).get("content", {})
+            media, body = next(iter(ok.items()), ("", {}))
+            returned: dict[str, Any] = body.get("schema") or {}
+            endpoints.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": (op.get("description") or op.get("summary") or "").split("\n\n")[0].split(". ")[0],
+                    "description": op.get("description", ""),
+                    "tag": (op.get("tags") or ["other"])[0],
+                    "params": params,
+                    "returns": _schema_type(returned) if returned else media or "–",
+                    "media": media,
+                    "example": path if "{" not in path and not any(p["required"] for p in params) else None,
+                }
+            )
+    models = []
+    for name, spec in sorted(schema.get("components", {}).get("schemas", {}).items()):
+        if name in ("HTTPValidationError", "ValidationError"):
+            continue
+        required = set(spec.get("required", []))
+        models.append(
+            {
+                "name": name,
+                "description": spec.get("description", ""),
+                "fields": [
+                    {
+                        "name": f,
+                        "type": _schema_type(s),
+                        "required": f in required,
+                        "description": s.get("description", ""),
+                    }
+                    for f, s in spec.get("properties", {}).items()
+                ],
+            }
+        )
+    info = schema.get("info", {})
+    return {"title": info.get("title", ""), "version": info.get("version", ""),
+            "description": info.get("description", ""), "endpoints": endpoints, "models": models}  # fmt: skip
+
+
+COMPARE_WIDTH = 560  # px of the depth axis (layer 0 at the left edge, the last layer at the right)
+COMPARE_HEIGHT = 54  # px of one model's strip (its heads stacked, whatever their number)
+
+
+def depth(layer: int, n_layers: int) -> float:
+    """A layer's position in the stack: 0 for the first layer, 1 for the last (``layer / (n_layers - 1)``)."""
+    return layer / (n_layers - 1) if n_layers > 1 else 0.0
+
+
+def model_key(name: str) -> str:
+    """A model name reduced for matching a paper's wording to a scan ("GPT-2 small" and "gpt2" agree)."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return {"gpt2small": "gpt2", "gpt2124m": "gpt2"}.get(key, key)
+
+
+def compare_view(
+    scans: list[tuple[dict[str, Any], HeadMap]], type_ids: list[str], reported: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per head type, each scan as a strip on a depth-normalised layer axis (one column per layer, coloured by its
+    best score in viridis; members dotted at their head's row),
+    with its member count, best head and members' mean depth; ``reported`` heads (a paper's, with ``paper_id``,
+    ``paper_title``, ``model``, ``head``, ``head_type``) are ringed on the scan of the same model."""
+    out = []
+    for type_id in type_ids:
+        rows = []
+        name = type_id
+        for meta, hm in scans:
+            if type_id not in hm.head_types:
+                rows.append({"scan": meta, "model": hm.facts.name, "missing": True})
+                continue
+            name = str(hm.head_types[type_id].get("name", type_id))
+            n_layers, n_heads = hm.facts.n_layers, hm.facts.n_heads
+            col, row_h = COMPARE_WIDTH / n_layers, COMPARE_HEIGHT / n_heads
+            matrix = hm.matrix(type_id)
+            threshold = float(hm.head_types[type_id].get("threshold") or 0.0)
+            vmax = max(1.0, float(np.nanmax(matrix)) if not np.isnan(matrix).all() else 1.0)
+            keys = {model_key(hm.facts.name), model_key(hm.facts.source.rsplit("/", 1)[-1]), model_key(meta["model"])}
+            marks = [r for r in reported if r.get("head_type") == type_id and model_key(str(r.get("model"))) in keys]
+            cells, dots, members = [], [], []
+            for layer in range(n_layers):  # one column per layer, coloured by its best head's score
+                scores = [float(v) for v in matrix[layer] if not math.isnan(v)]
+                best_head = int(np.nanargmax(matrix[layer])) if scores else None
+                in_layer = 0
+                for head in range(n_heads):
+                    value = float(matrix[layer, head])
+                    if not math.isnan(value) and value >= threshold:
+                        in_layer += 1
+                        hname = head_name(layer, head)
+                        members.append((layer, hname, value))
+                        dots.append({"cx": round((layer + 0.5) * col, 2), "cy": round((head + 0.5) * row_h, 2),
+                                     "name": hname, "title": f"{hname} · depth {depth(layer, n_layers):.2f} · score "
+                                     f"{_fmt(value)} · member"})  # fmt: skip
+                top_score = max(scores) if scores else None
+                cells.append(
+                    {"x": round(layer * col, 2), "w": round(max(col - 0.6, 0.6), 2),
+                     "fill": score_color(top_score, vmax),
+                     "title": f"layer {layer} (depth {depth(layer, n_layers):.2f}): best "
+                     + (f"{head_name(layer, best_head)} {_fmt(top_score)}" if best_head is not None else "–")
+                     + f"; {in_layer} member{'s' if in_layer != 1 else ''}"}
+                )  # fmt: skip
+            rings = []
+            for r in marks:
+                try:
+                    layer, head = parse_head(str(r.get("head")), n_layers, n_heads)
+                except InvalidSettingError:
+                    continue
+                rings.append(
+                    {"cx": round((layer + 0.5) * col, 2), "cy": round((head + 0.5) * row_h, 2),
+                     "r": round(max(3.0, min(col, row_h) / 2 + 1), 2), "head": head_name(layer, head),
+                     "paper_id": r.get("paper_id"), "paper_title": r.get("paper_title")}
+                )  # fmt: skip
+            best = max(members, key=lambda m: m[2]) if members else None
+            top = hm.top(type_id, 1)
+            rows.append(
+                {
+                    "scan": meta,
+                    "model": hm.facts.name,
+                    "missing": False,
+                    "n_layers": n_layers,
+                    "n_heads": n_heads,
+                    "n_members": len(members),
+                    "best": top[0] if top else None,
+                    "best_depth": depth(top[0]["layer"], n_layers) if top else None,
+                    "mean_depth": sum(depth(m[0], n_layers) for m in members) / len(members) if members else None,
+                    "members": [m[1] for m in sorted(members, key=lambda m: -m[2])],
+                    "cells": cells,
+                    "dots": dots,
+                    "dot_r": round(max(1.6, min(3.2, col / 2 - 0.6, row_h / 2 - 0.3)), 2),
+                    "rings": rings,
+                    "reported": [{**r, "in_scan": any(g["head"] == r.get("head") for g in rings)} for r in marks],
+                    "vmax": vmax,
+                    "best_is_member": best is not None,
+                }
+            )
+        out.append({"type_id": type_id, "name": name, "scans": rows})
+    return out
+
+
+def member_counts(headmap: HeadMap) -> dict[str, int]:
+    """Members per head type, in the scan's type order (one pass over the rows)."""
+    counts = dict.fromkeys(headmap.head_types, 0)
+    for r in headmap.rows:
+        if r["member"] and r["head_type"] in counts:
+            counts[r["head_type"]] += 1
+    return counts

@@ -29,8 +29,8 @@ def base_url(web_store):
 class Watched:
     """A page that records script errors, dialogs and every URL it requests."""
 
-    def __init__(self, browser) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser, width: int = 1280) -> None:
+        self.page = browser.new_page(viewport={"width": width, "height": 900})
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.requests: list[str] = []
@@ -128,7 +128,8 @@ def test_report_works_offline_in_chromium(browser, tmp_path, tiny_headmap, tiny_
     page.click(f"#overview svg.heatmap rect.cell[data-head='{target}']")
     assert page.text_content("#pattern-head") == target
     assert page.locator(f"rect.cell.selected[data-head='{target}']").count() >= 1
-    page.hover("#pattern-view canvas", position={"x": 20, "y": 60})
+    margin, cell = (int(page.get_attribute("#pattern-view canvas", f"data-{k}")) for k in ("margin", "cell"))
+    page.hover("#pattern-view canvas", position={"x": margin + cell // 2, "y": margin + 3 * cell + cell // 2})
     assert "weight" in page.text_content(".tip")
     w.shot("report")
     assert all(u.startswith(("file:", "data:")) for u in w.requests), w.requests  # self-contained
@@ -146,4 +147,126 @@ def test_report_works_offline_in_chromium(browser, tmp_path, tiny_headmap, tiny_
     page.goto(smuggled.as_uri())
     page.wait_for_selector("#pattern-view canvas")
     assert page.evaluate("typeof window.__injected") == "undefined"
+    w.close()
+
+
+def _pages(web_store, tiny_headmap) -> dict[str, str]:
+    good = web_store["scan_ids"][0]
+    best = tiny_headmap.top("induction", 1)[0]["name"]
+    return {
+        "scans": "/", "scan": f"/scans/{good}", "scan-induction": f"/scans/{good}?type=induction",
+        "head": f"/scans/{good}/heads/{best}", "head-types": "/head-types", "head-type": "/head-types/induction",
+        "papers": "/papers", "papers-search": "/papers?q=retrieval+head", "paper": "/papers/2209.11895",
+        "compare": "/compare", "compare-induction": "/compare?types=induction", "api-docs": "/api/docs",
+        "papers-bad-filter": "/papers?year=abc", "not-found": "/scans/99999999999999999999999",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_every_page_fits_the_screen_width(browser, base_url, web_store, tiny_headmap, tmp_path, width):
+    """No page scrolls sideways, at a desktop width or a phone's 390 px (wide tables and maps scroll inside
+    their own box); a screenshot of each page at each width lands in test-artifacts/web-unit/."""
+    w = Watched(browser, width=width)
+    page = w.page
+    for name, path in _pages(web_store, tiny_headmap).items():
+        page.goto(base_url + path)
+        page.wait_for_load_state("load")
+        doc = page.evaluate("document.documentElement.scrollWidth")
+        assert doc <= width, (name, doc)
+        w.shot(f"{name}-{width}")
+    report = write_report(tiny_headmap, tmp_path / "r")
+    page.goto(report.as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    w.shot(f"report-{width}")
+    assert w.errors == [] or all("404" in e or "400" in e for e in w.errors), w.errors
+    w.close()
+
+
+def test_overview_palette_is_distinct_and_tooltips_list_memberships(browser, base_url, web_store, tiny_headmap):
+    w = Watched(browser)
+    page = w.page
+    page.goto(f"{base_url}/scans/{web_store['scan_ids'][0]}")
+    swatches = page.eval_on_selector_all(
+        "#overview-legend .legend-item .swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert len(swatches) == len(tiny_headmap.head_types) == len(set(swatches))
+    fills = set(page.eval_on_selector_all("svg.heatmap rect.cell", "els => els.map(e => e.getAttribute('fill'))"))
+    legend = set(
+        page.eval_on_selector_all("#overview-legend .legend-item .swatch", "els => els.map(e => e.style.background)")
+    )
+    assert len(fills) > 1 and "strongest in" in page.text_content(".strongest-rule")
+    titles = page.eval_on_selector_all("svg.heatmap rect.cell title", "els => els.map(e => e.textContent)")
+    assert any(t.count(";") >= 1 and "member of:" in t for t in titles)  # a head in several types lists them all
+    assert legend and w.errors == []
+    w.close()
+
+
+def test_compare_view_in_chromium(browser, base_url, web_store, tiny_headmap):
+    w = Watched(browser)
+    page = w.page
+    page.goto(f"{base_url}/compare?types=induction")
+    assert page.locator("section.compare-type").count() == 1
+    assert page.locator("tr.compare-row").count() == len(web_store["scan_ids"])
+    member = tiny_headmap.members("induction")[0]
+    page.click(f"tr.compare-row svg circle.member-dot[data-head='{member}']")
+    page.wait_for_url(f"**/heads/{member}")
+    page.goto(f"{base_url}/compare")
+    page.select_option("#compare-form select[name=types]", "sink")
+    page.click("#compare-form button")
+    page.wait_for_url("**/compare?types=sink**")
+    assert page.locator("section.compare-type[data-type='sink']").count() == 1
+    assert w.errors == [] and all(u.startswith(base_url) for u in w.requests)
+    w.close()
+
+
+def test_downloads_and_the_served_report(browser, base_url, web_store):
+    w = Watched(browser)
+    page = w.page
+    good = web_store["scan_ids"][0]
+    page.goto(f"{base_url}/scans/{good}")
+    with page.expect_download() as info:
+        page.click("#downloads a:text('headmap.csv')")
+    assert info.value.suggested_filename.endswith("headmap.csv")
+    with page.expect_download() as info:
+        page.click("#downloads a:text('patterns.json')")
+    assert info.value.suggested_filename.endswith("patterns.json")
+    page.click("#downloads a:text('report.html')")
+    page.wait_for_selector("#pattern-view canvas")  # the report's pinned script runs under the header CSP
+    assert w.errors == []
+    w.close()
+
+
+def test_head_page_sorts_steps_and_labels_tokens(browser, base_url, web_store, tiny_headmap):
+    w = Watched(browser)
+    page = w.page
+    good = web_store["scan_ids"][0]
+    page.goto(f"{base_url}/scans/{good}/heads/L0H1")
+    assert page.get_attribute("#prev-head", "href").endswith("/heads/L0H0")
+    page.click("#next-head")
+    page.wait_for_url("**/heads/L0H2")
+    page.click("#head-scores th:text('score')")
+    scores = page.eval_on_selector_all("#head-scores tr td:nth-child(2)", "els => els.map(e => e.textContent)")
+    values = [float(s) for s in scores if s != "–"]
+    assert values == sorted(values, reverse=True) and len(values) > 2
+    page.click("#head-scores th:text('score')")
+    again = page.eval_on_selector_all("#head-scores tr td:nth-child(2)", "els => els.map(e => e.textContent)")
+    assert [float(s) for s in again if s != "–"] == sorted(values)
+    page.wait_for_selector("#pattern-view canvas")
+    width = page.evaluate("document.querySelector('#pattern-view canvas').width")
+    margin, cell = (int(page.get_attribute("#pattern-view canvas", f"data-{k}")) for k in ("margin", "cell"))
+    n = page.locator("#pattern-view .tok").count()
+    assert margin > 0 and width == margin + n * cell  # room for the token labels on both axes
+    assert w.errors == []
+    w.close()
+
+
+def test_bad_filters_and_huge_ids_in_chromium(browser, base_url):
+    w = Watched(browser)
+    page = w.page
+    r = page.goto(f"{base_url}/papers?stage=%3Cb%3E")
+    assert r.status == 400 and page.is_visible("#filter-error")
+    assert page.evaluate("document.querySelector('select[name=stage]').value") == ""
+    r = page.goto(f"{base_url}/scans/99999999999999999999999/heads/L0H0")
+    assert r.status == 404 and "no scan" in page.text_content("#error-message")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
     w.close()

@@ -194,3 +194,36 @@ def test_published_atlas_reports_are_renderings_of_their_data_files():
         headmap = HeadMap.read(ATLAS / model)
         html = render_report(headmap, read_patterns(ATLAS / model), catalogue_papers(None, headmap))
         assert html == (ATLAS / model / "report.html").read_text(encoding="utf-8"), model
+
+
+def test_every_head_type_says_what_it_is_scored_on():
+    """Weights-only and task types have no shared probe: the report says what they use, never "None"."""
+    import re
+
+    from headatlas.headmap import HeadMap
+
+    headmap = HeadMap.read(ATLAS / "smollm2-135m")  # every registered type, nine without a shared probe
+    assert sum(1 for i in headmap.head_types.values() if i.get("probe") is None) >= 9
+    html = render_report(headmap)
+    said = re.findall(r"scored on ([^<]+)</p>", html)
+    assert len(said) == len(headmap.head_types)
+    assert not any("None" in s for s in said), said
+    assert "the weights alone" in html and "probe <span" not in html
+
+
+def test_report_and_app_colour_each_type_alike(web_store, tiny_headmap):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from headatlas.web.app import create_app
+
+    def legend(html: str) -> dict[str, str]:
+        block = html.split('id="overview-legend"')[1].split("</div>")[0]
+        return dict(
+            re.findall(r'data-type="([a-z_]+)"[^>]*><span class="swatch" style="background: (#[0-9a-f]{6})', block)
+        )
+
+    report = legend(render_report(tiny_headmap))
+    app = legend(TestClient(create_app(web_store["db"])).get(f"/scans/{web_store['scan_ids'][0]}").text)
+    assert report == app and len(report) == len(tiny_headmap.head_types) == len(set(report.values()))

@@ -90,3 +90,90 @@ def test_pattern_example_is_the_one_leaning_least_on_bos():
     assert views.example_for_head(patterns, "L0H0") == 0
     assert views.example_for_head(None, "L0H0") == 0
     assert views.example_for_head(patterns, "L9H9") == 0
+
+
+def _lab(hex_color: str) -> tuple[float, float, float]:
+    """sRGB -> CIELAB (D65), for colour distances."""
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(int(hex_color[i : i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def test_every_registered_head_type_has_its_own_distinct_colour():
+    import itertools
+    import math
+
+    from headatlas.heads import head_types
+
+    ids = list(head_types())
+    colors = views.type_colors(ids)
+    assert len(set(colors.values())) == len(ids) >= 17
+    labs = {t: _lab(c) for t, c in colors.items()}
+    closest = min(math.dist(labs[a], labs[b]) for a, b in itertools.combinations(ids, 2))
+    assert closest > 20, closest  # CIE76: clearly different side by side
+    assert all(math.dist(lab, _lab(views.NO_TYPE_COLOR)) > 20 for lab in labs.values())
+    # a type keeps its colour whatever else a scan holds; unknown types get colours no known type uses
+    assert views.type_colors(["sink"])["sink"] == colors["sink"]
+    extra = views.type_colors(["induction", "new_kind", "other_kind"])
+    assert extra["induction"] == colors["induction"]
+    assert extra["new_kind"] != extra["other_kind"]
+    assert all(math.dist(_lab(extra[t]), labs[k]) > 5 for t in ("new_kind", "other_kind") for k in ids)
+
+
+def test_numbers_never_show_negative_zero():
+    assert views.fmt_num(-0.0001) == "0.000"
+    assert views.fmt_num(-0.0) == "0.000"
+    assert views.fmt_num(-0.004, 2) == "0.00"
+    assert views.fmt_num(-0.0051, 2) == "-0.01"
+    assert views.fmt_num(0.5) == "0.500" and views.fmt_num(None) == "–" and views.fmt_num("x") == "–"
+    assert views._fmt(-0.00004) == "0.000"
+
+
+def test_scored_on_names_what_each_type_is_computed_from():
+    from headatlas.heads import head_types
+
+    for t in head_types().values():
+        text = views.scored_on(t.id, t.probe)
+        assert "None" not in text and text, t.id
+    assert views.scored_on("induction", "repeated_tokens") == "the repeated_tokens probe"
+    assert views.scored_on("copying", None) == "the weights alone (no prompts)"
+    assert "IOI" in views.scored_on("name_mover", None)
+    assert views.scored_on("copy_suppression", "natural_text", {"kind": "weights+probe"}).startswith("the weights")
+    assert views.scored_on("brand_new", None, {"probe": "ioi"}) == "its own task set (ioi)"
+
+
+def test_top_heads_lists_every_member_and_at_least_k(tiny_headmap):
+    from headatlas.bench.web import synthetic_headmap
+
+    hm = synthetic_headmap()
+    for t in hm.head_types:
+        top = views.top_heads(hm, 5)[t]
+        members = hm.members(t)
+        assert len(top) == max(5, len(members)), t
+        assert {r["name"] for r in top if r["member"]} == set(members)
+    assert any(len(hm.members(t)) > 5 for t in hm.head_types)  # the case the old cut-off at 5 got wrong
+    assert list(views.top_heads(hm, 5, ["induction"])) == ["induction"]
+
+
+def test_overview_tooltip_lists_every_membership_and_legend_counts_both(tiny_headmap):
+    grid = views.overview(tiny_headmap)
+    names = {t: i["name"] for t, i in tiny_headmap.head_types.items()}
+    multi = [c for c in grid["cells"] if len(c["members"]) > 1]
+    assert multi, "the planted model has heads in several types"
+    for c in multi:
+        for t in c["members"]:
+            assert names[t] in c["title"], (c["name"], t)
+    for entry in grid["legend"]:
+        assert entry["members"] == len(tiny_headmap.members(entry["type_id"]))
+        assert entry["count"] <= entry["members"]
+    assert sum(e["count"] for e in grid["legend"]) == sum(1 for c in grid["cells"] if c["type_id"])

@@ -29,27 +29,56 @@
   }
   function show(t) { return JSON.stringify(t); }  // quotes make spaces and newlines visible
 
+  // a token as an axis label: quoted (spaces visible), cut to a few characters
+  function label(t) {
+    var s = show(t);
+    return s.length > 9 ? s.slice(0, 8) + "\u2026" : s;
+  }
+
   function renderPattern(root, tokens, rows) {
     root.textContent = "";
     var n = tokens.length;
     var cell = Math.max(8, Math.min(16, Math.floor(480 / Math.max(n, 1))));
+    var margin = 64;  // room for the token labels: queries down the left, keys along the top
     var canvas = document.createElement("canvas");
-    canvas.width = n * cell;
-    canvas.height = n * cell;
-    canvas.setAttribute("aria-label", "attention pattern, query rows by key columns");
+    canvas.width = margin + n * cell;
+    canvas.height = margin + n * cell;
+    canvas.dataset.margin = String(margin);
+    canvas.dataset.cell = String(cell);
+    canvas.setAttribute("aria-label", "attention pattern, query rows by key columns, tokens on both axes");
     var ctx = canvas.getContext("2d");
     ctx.fillStyle = "#f1f3f6";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillRect(margin, margin, n * cell, n * cell);
     for (var i = 0; i < n; i++) {
       var row = rows[i] || [];
       for (var j = 0; j < row.length; j++) {
         ctx.fillStyle = shade(row[j]);
-        ctx.fillRect(j * cell, i * cell, cell, cell);
+        ctx.fillRect(margin + j * cell, margin + i * cell, cell, cell);
       }
     }
+    var font = Math.max(7, Math.min(11, cell - 1));
+    var every = cell >= 7 ? 1 : Math.ceil(7 / cell);
+    ctx.fillStyle = "#4a5262";
+    ctx.font = font + "px ui-monospace, Menlo, Consolas, monospace";
+    ctx.textBaseline = "middle";
+    for (var q = 0; q < n; q += every) {  // query tokens, right-aligned against the matrix
+      ctx.textAlign = "right";
+      ctx.fillText(label(tokens[q]), margin - 3, margin + q * cell + cell / 2);
+    }
+    ctx.save();
+    ctx.translate(margin, margin);
+    ctx.rotate(-Math.PI / 2);
+    for (var k = 0; k < n; k += every) {  // key tokens, rotated, reading upwards from the matrix
+      ctx.textAlign = "left";
+      ctx.fillText(label(tokens[k]), 3, k * cell + cell / 2);
+    }
+    ctx.restore();
     canvas.addEventListener("mousemove", function (ev) {
       var r = canvas.getBoundingClientRect();
-      var qi = Math.floor((ev.clientY - r.top) / cell), kj = Math.floor((ev.clientX - r.left) / cell);
+      var scale = canvas.width / Math.max(r.width, 1);  // the canvas may be shrunk to fit a narrow screen
+      var px = (ev.clientX - r.left) * scale - margin, py = (ev.clientY - r.top) * scale - margin;
+      if (px < 0 || py < 0) { hideTip(); return; }
+      var qi = Math.floor(py / cell), kj = Math.floor(px / cell);
       if (qi < 0 || qi >= n || kj < 0 || kj > qi) { hideTip(); return; }
       var w = (rows[qi] || [])[kj] || 0;
       showTip("query " + qi + " " + show(tokens[qi]) + "\nkey   " + kj + " " + show(tokens[kj]) + "\nweight " + w.toFixed(3), ev.clientX, ev.clientY);
@@ -113,7 +142,41 @@
     return function (head) { current = head; draw(); };
   }
 
+  // tables with class "sortable": a click on a column header sorts by it (numbers as numbers, "–" last)
+  function sortKey(td) {
+    var text = (td ? td.textContent : "").trim();
+    var num = parseFloat(text.replace(/^#/, ""));
+    return isNaN(num) || !/^[#\-\d.]/.test(text) ? [1, text.toLowerCase()] : [0, num];
+  }
+  function makeSortable(table) {
+    var head = table.rows[0];
+    if (!head) { return; }
+    Array.prototype.forEach.call(head.cells, function (th, col) {
+      th.classList.add("sort");
+      th.setAttribute("title", "sort by this column");
+      th.addEventListener("click", function () {
+        var body = head.parentNode;
+        var rows = Array.prototype.slice.call(body.rows, head.rowIndex + 1);
+        var numeric = rows.length > 0 && sortKey(rows[0].cells[col])[0] === 0;
+        // first click: numbers largest first, text A to Z; a second click reverses
+        var first = th.dataset.sorted !== "1";
+        var ascending = numeric ? !first : first;
+        Array.prototype.forEach.call(head.cells, function (c) { c.removeAttribute("aria-sort"); delete c.dataset.sorted; });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        if (first) { th.dataset.sorted = "1"; }
+        rows.sort(function (a, b) {
+          var x = sortKey(a.cells[col]), y = sortKey(b.cells[col]);
+          if (x[0] !== y[0]) { return x[0] - y[0]; }  // numbers before text and blanks
+          var c = x[1] < y[1] ? -1 : (x[1] > y[1] ? 1 : 0);
+          return ascending ? c : -c;
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("table.sortable").forEach(makeSortable);
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (ev) {
         if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); }
