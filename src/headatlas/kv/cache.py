@@ -112,28 +112,34 @@ class PolicyLayer(CacheLayerMixin):
                 self.store.append({"k": sk, "v": sv, "pos": pos})
             self.seen = q
             return key_states, value_states  # the prefill attends with the full context on every head
-        if q != 1:
-            raise InvalidSettingError(
-                f"PolicyCache decodes one token at a time after the prefill (got {q} tokens); prefill in one call"
-            )
         p = self.seen
+        new_pos = torch.arange(p, p + q, device=key_states.device)
+        views: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         for g, s in zip(self.groups, self.store):
             idx = torch.tensor(g.kv_heads, device=key_states.device)
             k, v = key_states.index_select(1, idx), value_states.index_select(1, idx)
             if g.recent is None:
                 s["k"] = torch.cat([s["k"], k], dim=-2)
                 s["v"] = torch.cat([s["v"], v], dim=-2)
-            else:
-                slot = self._slot(p, g)
-                s["k"][:, :, slot] = k[:, :, 0]
-                s["v"][:, :, slot] = v[:, :, 0]
-                s["pos"][slot] = p
-        self.seen += 1
-        _PENDING.value = (self, p)
+                views.append((s["k"], s["v"], None))
+                continue
+            if q > 1:  # a chunk: attend over the held window plus the whole chunk, then keep what the ring keeps
+                views.append(
+                    (torch.cat([s["k"], k], dim=-2), torch.cat([s["v"], v], dim=-2), torch.cat([s["pos"], new_pos]))
+                )
+            for i in range(max(0, q - g.sink - g.recent), q):
+                slot = self._slot(p + i, g)
+                s["k"][:, :, slot] = k[:, :, i]
+                s["v"][:, :, slot] = v[:, :, i]
+                s["pos"][slot] = p + i
+            if q == 1:  # the slot just written held position p - recent, which p no longer sees: attend in place
+                views.append((s["k"], s["v"], s["pos"]))
+        self.seen += q
+        _PENDING.value = (self, p, views)
         full = self.full_store()
         if full is not None:
             return full["k"], full["v"]
-        return key_states[:, :0], value_states[:, :0]
+        return key_states[:, :, :0], value_states[:, :, :0]
 
     def _update_masked(
         self, key_states: torch.Tensor, value_states: torch.Tensor, prefill: bool
@@ -143,7 +149,7 @@ class PolicyLayer(CacheLayerMixin):
         else:
             self.store[0]["k"] = torch.cat([self.store[0]["k"], key_states], dim=-2)
             self.store[0]["v"] = torch.cat([self.store[0]["v"], value_states], dim=-2)
-            _PENDING.value = (self, self.seen)
+            _PENDING.value = (self, self.seen, [])
         self.seen += key_states.shape[-2]
         return self.store[0]["k"], self.store[0]["v"]
 
@@ -233,29 +239,29 @@ def kv_attention(
     _PENDING.value = None
     if pending is None or pending[0].index != getattr(module, "layer_idx", None):
         return lens_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
-    layer, start = pending
+    layer, start, views = pending
     batch, _, q_len, dim = query.shape
     out = query.new_zeros(batch, q_len, query.shape[1], dim)
     scale = scaling if scaling is not None else dim**-0.5
-    n_keys = key.shape[-2]
+    rows = torch.arange(start, start + q_len, device=query.device)[:, None]
     for gi, g in enumerate(layer.groups):
         qi = torch.tensor(g.q_heads, device=query.device)
         qg = query.index_select(1, qi)
         if layer.masked:
             ki = torch.tensor(g.kv_heads, device=query.device)
             kg, vg = key.index_select(1, ki), value.index_select(1, ki)
-            cols = torch.arange(n_keys, device=query.device)
-            rows = torch.arange(start, start + q_len, device=query.device)[:, None]
-            valid = cols[None, :] <= rows
+            cols = torch.arange(key.shape[-2], device=query.device)
+            mask = attention_mask
             if g.recent is not None:
-                valid = valid & ((cols[None, :] < g.sink) | (cols[None, :] > rows - g.recent))
-            mask = _gather_mask(attention_mask, cols, valid[None, None])
-        elif g.recent is None:
-            kg, vg, mask = key, value, attention_mask
+                valid = (cols[None, :] <= rows) & ((cols[None, :] < g.sink) | (cols[None, :] > rows - g.recent))
+                mask = _gather_mask(attention_mask, cols, valid[None, None])
         else:
-            s = layer.store[gi]
-            kg, vg = s["k"], s["v"]
-            mask = _gather_mask(attention_mask, s["pos"], (s["pos"] >= 0)[None, None, None, :])
+            kg, vg, pos = views[gi]
+            mask = attention_mask
+            if pos is not None:
+                valid = (pos[None, :] >= 0) & (pos[None, :] <= rows)
+                valid = valid & ((pos[None, :] < g.sink) | (pos[None, :] > rows - g.recent))
+                mask = _gather_mask(attention_mask, pos, valid[None, None])
         og, _ = sdpa_attention_forward(module, qg, kg, vg, mask, dropout=dropout, scaling=scale)
         out[:, :, qi] = og
     return out, None
