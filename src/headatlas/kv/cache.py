@@ -25,11 +25,10 @@ from typing import Any
 
 import torch
 from transformers import AttentionInterface
-from transformers.cache_utils import Cache, CacheLayerMixin, DynamicLayer, DynamicSlidingWindowLayer
+from transformers.cache_utils import Cache, CacheLayerMixin, DynamicSlidingWindowLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from ..errors import InvalidSettingError
 from ..lens.attention import lens_attention
 from .policy import HeadPolicy, KVPolicy
 
@@ -115,7 +114,7 @@ class PolicyLayer(CacheLayerMixin):
         p = self.seen
         new_pos = torch.arange(p, p + q, device=key_states.device)
         views: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        for g, s in zip(self.groups, self.store):
+        for g, s in zip(self.groups, self.store, strict=True):
             idx = torch.tensor(g.kv_heads, device=key_states.device)
             k, v = key_states.index_select(1, idx), value_states.index_select(1, idx)
             if g.recent is None:
@@ -154,7 +153,7 @@ class PolicyLayer(CacheLayerMixin):
         return self.store[0]["k"], self.store[0]["v"]
 
     def full_store(self) -> dict[str, torch.Tensor] | None:
-        for g, s in zip(self.groups, self.store):
+        for g, s in zip(self.groups, self.store, strict=False):  # the masked simulation keeps one store
             if g.recent is None:
                 return s
         return None

@@ -223,9 +223,11 @@ def query_head_scores(headmap: Mapping[str, Any], rule: str) -> list[list[float]
     if rule == "razor":
         ind, dup = score_table(headmap, "induction"), score_table(headmap, "duplicate_token")
         t_ind, t_dup = threshold_of(headmap, "induction"), threshold_of(headmap, "duplicate_token")
-        return [[max(i / t_ind, d / t_dup) for i, d in zip(li, ld)] for li, ld in zip(ind, dup)]
+        return [
+            [max(i / t_ind, d / t_dup) for i, d in zip(li, ld, strict=True)] for li, ld in zip(ind, dup, strict=True)
+        ]
     ret, ind = score_table(headmap, "retrieval"), score_table(headmap, "induction")
-    return [[max(r, 0.0) + max(i, 0.0) for r, i in zip(lr, li)] for lr, li in zip(ret, ind)]
+    return [[max(r, 0.0) + max(i, 0.0) for r, i in zip(lr, li, strict=True)] for lr, li in zip(ret, ind, strict=True)]
 
 
 def default_window(context: int) -> tuple[int, int]:
@@ -269,9 +271,7 @@ def plan(
         raise InvalidSettingError(f"{n_heads} query heads do not divide over {n_kv} KV heads")
     group = n_heads // n_kv
     q_scores = query_head_scores(headmap, rule)
-    kv_scores = [
-        [max(q_scores[layer][k * group : (k + 1) * group]) for k in range(n_kv)] for layer in range(n_layers)
-    ]
+    kv_scores = [[max(q_scores[layer][k * group : (k + 1) * group]) for k in range(n_kv)] for layer in range(n_layers)]
     flat = [(kv_scores[la][k], la, k) for la in range(n_layers) for k in range(n_kv)]
     total = len(flat)
     held = [float(window)] * total  # per KV head, in flat order
@@ -294,7 +294,7 @@ def plan(
                 query_heads=tuple(range(k * group, (k + 1) * group)),
                 score=round(score, 6),
                 sink=0 if full else sink,
-                recent=None if full else int(round(held[i])) - sink,
+                recent=None if full else round(held[i]) - sink,
             )
         )
     meta = {k: model.get(k) for k in ("name", "sha256", "architecture", "n_layers", "n_heads", "n_kv_heads")}
