@@ -12,6 +12,7 @@ BENCHMARKS = {
     "web": "headatlas.bench.web",
     "feed": "headatlas.bench.feed",
     "relevance": "headatlas.bench.relevance",
+    "kv": "headatlas.bench.kv",
 }
 
 
