@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-kvpress", action="store_true", help="skip the kvpress environment")
+    parser.add_argument("--kvpress-fractions", default=None, help="fractions for kvpress (default: --fractions)")
     parser.add_argument(
         "--presses", default="streaming_llm,snapkv,knorm,expected_attention,duo_attention", help=f"of {PRESSES}"
     )
@@ -405,7 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: --fractions must be comma-separated numbers, got {args.fractions!r}", file=sys.stderr)
         return 2
-    if any(not 0 < f < 1 for f in args.fractions):
+    try:
+        args.kvpress_fractions = (
+            [float(x) for x in args.kvpress_fractions.split(",")] if args.kvpress_fractions else args.fractions
+        )
+    except ValueError:
+        print(f"error: --kvpress-fractions must be numbers, got {args.kvpress_fractions!r}", file=sys.stderr)
+        return 2
+    if any(not 0 < f < 1 for f in args.fractions + args.kvpress_fractions):
         print(f"error: fractions must lie in (0, 1), got {args.fractions}", file=sys.stderr)
         return 2
     from ..errors import HeadatlasError
@@ -439,11 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     if not args.no_kvpress:  # the kvpress side runs in its own process, alongside ours
         python = kv_env_python(args.kv_env.resolve())
-        policies = _policies(headmap, args.fractions, args.context, args.seed)
+        policies = _policies(headmap, sorted(set(args.fractions + args.kvpress_fractions)), args.context, args.seed)
         payload = {
             "seed": args.seed,
             "model_dir": loaded.model.config.name_or_path,
-            "fractions": args.fractions,
+            "fractions": args.kvpress_fractions,
             "presses": args.presses.split(","),
             "samples": samples,
             "prose": prose,
