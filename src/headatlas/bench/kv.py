@@ -6,6 +6,8 @@ then the question. Protocol of kvpress's pipeline: the context is prefilled (ful
 then the question is read and the answer generated greedily from the compressed cache. Scores: exact match
 of the generated value, teacher-forced value-token accuracy, and the loss on 128 tokens of prose read
 after a compressed prose context (the prose repeats sentences, so part of that loss is long-range copying).
+SmolLM2-135M (Q4_1 GGUF, dequantised) does not generate the value exactly even with the full cache at 1k
+tokens (exact match 0 for every method), so teacher-forced value accuracy is the needle measure there.
 
 Methods at each KV fraction (``--fractions``): the atlas policy of each rule (``headatlas.kv``) held in the
 real :class:`~headatlas.kv.cache.PolicyCache`; random KV heads at the same fraction (same cache); and, in an
@@ -354,7 +356,7 @@ def worker(path_in: Path, path_out: Path) -> int:
 
 
 def plot(results: dict[str, dict[str, float]], fractions: list[float], title: str, path: Path) -> None:
-    """Needle accuracy (teacher-forced and exact) vs KV fraction, one line per method."""
+    """Needle accuracy (teacher-forced) and prose loss vs KV fraction, one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -362,10 +364,12 @@ def plot(results: dict[str, dict[str, float]], fractions: list[float], title: st
 
     methods = sorted({k.split("@")[0] for k in results if "@" in k})
     xs = [1.0, *sorted(fractions, reverse=True)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    for ax, metric, label in zip(
-        axes, ("needle_forced", "needle_exact"), ("teacher-forced value tokens", "exact match (greedy)"), strict=True
-    ):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    panels = (
+        ("needle_forced", "needle: teacher-forced value tokens (higher is better)"),
+        ("prose_loss", "prose loss after a compressed context (lower is better)"),
+    )
+    for ax, (metric, label) in zip(axes, panels, strict=True):
         for m in methods:
             ys = [results["full"][metric], *[results.get(f"{m}@{f}", {}).get(metric, float("nan")) for f in xs[1:]]]
             style = "-o" if m.startswith("atlas") else ("--s" if m == "random_heads" else ":^")
@@ -375,7 +379,8 @@ def plot(results: dict[str, dict[str, float]], fractions: list[float], title: st
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("needle accuracy")
-    axes[1].legend(fontsize=8, loc="lower left")
+    axes[1].set_ylabel("nats per token")
+    axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
