@@ -498,7 +498,8 @@ def _report(
     summary: dict[str, Any] = {}
     for f in args.fractions:
         atlas = {rule: results[f"atlas_{rule}@{f}"]["needle_forced"] for rule in RULES}
-        best = max(atlas, key=lambda r: atlas[r])
+        loss = {rule: results[f"atlas_{rule}@{f}"]["prose_loss"] for rule in RULES}
+        best = max(atlas, key=lambda r: (atlas[r], -loss[r]))  # ties on the needle: the lower prose loss
         row = {
             "best_rule": best,
             "best_forced_vs_full": round(atlas[best] / full["needle_forced"], 3) if full["needle_forced"] else None,
