@@ -35,98 +35,14 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .kv_protocol import DEPTHS, answer, forward, make_samples, prose_loss, score_rows
+
 PINS = ("torch==2.13.0", "transformers==5.2.0", "kvpress==0.5.5", "matplotlib")
-DEPTHS = (0.1, 0.5, 0.9)
-PLACES = ("harbour", "mountain", "river", "northern", "eastern", "forest", "island", "desert")
 RULES = ("retrieval", "razor", "headkv")
 PRESSES = ("streaming_llm", "snapkv", "knorm", "expected_attention", "duo_attention", "atlas_press")
-
-
-def _lines(name: str) -> list[str]:
-    text = resources.files("headatlas.probes").joinpath(f"data/{name}").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def make_samples(tokenizer: Any, context: int, needles: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Needle samples (token ids) and one prose sample, deterministic for a seed."""
-    rng = random.Random(seed)
-    prose, words = _lines("prose.txt"), _lines("words.txt")
-
-    def enc(text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False))
-
-    def filler(n: int) -> list[int]:
-        ids: list[int] = []
-        while len(ids) < n:
-            ids += enc(" " + rng.choice(prose))
-        return ids[:n]
-
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    samples = []
-    for depth in DEPTHS:
-        for _ in range(needles):
-            place = rng.choice(PLACES)
-            value = enc(f" {rng.choice(words)}-{rng.choice(words)}-{rng.randint(1000, 9999)}")
-            needle = [*enc(f" The secret passphrase of the {place} archive is"), *value, *enc(".")]
-            question = enc(f"\n\nQuestion: What is the secret passphrase of the {place} archive?\nAnswer: It is")
-            hay = filler(context - len(bos) - len(needle) - len(question))
-            cut = int(depth * len(hay))
-            samples.append(
-                {
-                    "depth": depth,
-                    "context": [*bos, *hay[:cut], *needle, *hay[cut:]],
-                    "question": question,
-                    "value": value,
-                }
-            )
-    text = [*bos, *filler(context + 128)]  # the continuation: 129 tokens, 128 of them predicted
-    return samples, {"context": text[:context], "continuation": text[context:]}
-
-
-# ---------------------------------------------------------------- measuring one method (both environments)
-
-
-def _forward(model: Any, ids: list[int], cache: Any) -> Any:
-    import torch
-
-    key = "cache" if "cache" in model.forward.__code__.co_varnames else "past_key_values"
-    return model(input_ids=torch.tensor([ids]), use_cache=True, **{key: cache})
-
-
-def answer(model: Any, cache: Any, sample: dict[str, Any]) -> tuple[bool, float]:
-    """(exact match of the greedy value, teacher-forced value-token accuracy) from a prefilled cache."""
-    value = sample["value"]
-    forced_cache = copy.deepcopy(cache)
-    out = _forward(model, sample["question"], cache)
-    generated = []
-    for _ in range(len(value)):
-        nxt = int(out.logits[0, -1].argmax())
-        generated.append(nxt)
-        out = _forward(model, [nxt], cache)
-    out = _forward(model, [*sample["question"], *value[:-1]], forced_cache)
-    predicted = out.logits[0, -len(value) :].argmax(-1).tolist()
-    return generated == value, sum(p == v for p, v in zip(predicted, value, strict=True)) / len(value)
-
-
-def prose_loss(model: Any, cache: Any, prose: dict[str, Any]) -> float:
-    import torch
-
-    cont = prose["continuation"]
-    out = _forward(model, cont, cache)
-    logits = out.logits[0, :-1].float()
-    return float(torch.nn.functional.cross_entropy(logits, torch.tensor(cont[1:])))
-
-
-def _score(rows: list[tuple[bool, float]], loss: float) -> dict[str, float]:
-    return {
-        "needle_exact": round(sum(r[0] for r in rows) / len(rows), 4),
-        "needle_forced": round(sum(r[1] for r in rows) / len(rows), 4),
-        "prose_loss": round(loss, 4),
-    }
 
 
 # ---------------------------------------------------------------- main environment: headatlas's own cache
@@ -181,7 +97,7 @@ def run_main(
     with torch.no_grad(), policy_attention(model):
         for i, sample in enumerate(samples):
             prefill = DynamicCache()
-            _forward(model, sample["context"], prefill)
+            forward(model, sample["context"], prefill)
             rows["full"].append(answer(model, copy.deepcopy(prefill), sample))
             for name, policy in policies.items():
                 cache = _filled(policy, config, prefill)
@@ -192,13 +108,13 @@ def run_main(
                 nbytes["full"] = cache_nbytes(prefill)  # after the prefill, before the question
             print(f"  sample {i + 1}/{len(samples)} (depth {sample['depth']:.0%}) done", flush=True)
         prefill = DynamicCache()
-        _forward(model, prose["context"], prefill)
+        forward(model, prose["context"], prefill)
         losses["full"] = prose_loss(model, copy.deepcopy(prefill), prose)
         for name, policy in policies.items():
             losses[name] = prose_loss(model, _filled(policy, config, prefill), prose)
         check = _simulation_check(model, policies, samples[0])
         speed = _decode_speed(model, policies, samples[0], args)
-    results = {name: _score(r, losses[name]) for name, r in rows.items()}
+    results = {name: score_rows(r, losses[name]) for name, r in rows.items()}
     for name, policy in policies.items():
         nominal = policy.kv_fraction(args.context)
         results[name]["kv_fraction_nominal"] = round(nominal, 4)
@@ -218,13 +134,13 @@ def _simulation_check(model: Any, policies: dict[str, Any], sample: dict[str, An
         tokens = []
         for masked in (False, True):
             cache = PolicyCache(policy, model.config, masked=masked)
-            _forward(model, sample["context"], cache)
-            logits = _forward(model, sample["question"], cache).logits
+            forward(model, sample["context"], cache)
+            logits = forward(model, sample["question"], cache).logits
             seq = []
             for _ in range(8):
                 nxt = int(logits[0, -1].argmax())
                 seq.append(nxt)
-                logits = _forward(model, [nxt], cache).logits
+                logits = forward(model, [nxt], cache).logits
             tokens.append(seq)
         out[name] = tokens[0] == tokens[1]
         break  # one prefill pair: the unit tests cover the rest
@@ -238,7 +154,7 @@ def _decode_speed(
     from transformers import DynamicCache
 
     prefill = DynamicCache()
-    _forward(model, sample["context"], prefill)
+    forward(model, sample["context"], prefill)
     makers: dict[str, Any] = {"full": lambda: copy.deepcopy(prefill)}
     for f in args.fractions:
         makers[f"atlas_retrieval@{f}"] = functools.partial(
@@ -251,7 +167,7 @@ def _decode_speed(
             nxt = 2
             start = time.perf_counter()
             for _ in range(args.decode_tokens):
-                nxt = int(_forward(model, [nxt], cache).logits[0, -1].argmax())
+                nxt = int(forward(model, [nxt], cache).logits[0, -1].argmax())
             best[name].append(args.decode_tokens / (time.perf_counter() - start))
     return {k: round(statistics.median(v), 2) for k, v in best.items()}
 
@@ -335,14 +251,14 @@ def worker(path_in: Path, path_out: Path) -> int:
                 for sample in samples:
                     cache = DynamicCache()
                     with press(model):
-                        _forward(model, sample["context"], cache)
+                        forward(model, sample["context"], cache)
                     held.append(cache.get_seq_length())
                     rows.append(answer(model, cache, sample))
                 cache = DynamicCache()
                 with press(model):
-                    _forward(model, prose["context"], cache)
+                    forward(model, prose["context"], cache)
                 loss = prose_loss(model, cache, prose)
-            results[f"{name}@{f}"] = _score(rows, loss)
+            results[f"{name}@{f}"] = score_rows(rows, loss)
             ratio = getattr(press, "compression_ratio_", None) if name in ("duo_attention", "atlas_press") else 1 - f
             results[f"{name}@{f}"]["kv_fraction_nominal"] = round(1 - float(ratio or 0.0), 4)
             # kvpress's head-wise presses (Duo, Atlas) mask keys: the tensors keep every token

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headatlas.bench.kv import DEPTHS, make_samples
+from headatlas.bench.kv_protocol import DEPTHS, make_samples
 from headatlas.testing.tiny import ByteTokenizer
 
 
