@@ -16,6 +16,7 @@ from rich.table import Table
 
 from .causal.cli import register as register_causal
 from .errors import HeadatlasError, InvalidSettingError
+from .kv.cli import kv_app
 from .literature.cli import papers_app
 from .literature.feed.cli import digest_app, feed_app  # also adds `papers review` / `papers classify`
 from .literature.feed.proposals import accept_proposed_command
@@ -40,6 +41,7 @@ app.add_typer(atlas_app, name="atlas")
 app.add_typer(papers_app, name="papers")
 app.add_typer(feed_app, name="feed")
 app.add_typer(digest_app, name="digest")
+app.add_typer(kv_app, name="kv")
 register_causal(app)
 
 out = Console()

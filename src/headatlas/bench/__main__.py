@@ -13,6 +13,7 @@ BENCHMARKS = {
     "feed": "headatlas.bench.feed",
     "relevance": "headatlas.bench.relevance",
     "cli": "headatlas.bench.cli",
+    "kv": "headatlas.bench.kv",
 }
 
 

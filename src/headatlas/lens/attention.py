@@ -139,11 +139,13 @@ def lens_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    scaling: float | None = None,
     dropout: float = 0.0,
+    scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """The function transformers calls in every attention layer once the lens is installed."""
+    """The function transformers calls in every attention layer once the lens is installed. The arguments
+    follow transformers' own ``sdpa_attention_forward`` order (dropout before scaling), so wrappers that pass
+    them by position, as kvpress does, reach the right ones."""
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     softcap = kwargs.pop("softcap", None)
     if softcap is None:

@@ -1,0 +1,340 @@
+"""A head-aware KV-cache policy planned from a stored scan (``headmap.json``), without training.
+
+Each (layer, KV head) either keeps its full cache or only ``sink`` first + ``recent`` last tokens.
+Three rules rank the heads (GQA/MQA: a KV head scores the maximum of its query heads, so it stays full
+when any query head reading it needs the context):
+
+* ``retrieval`` — the retrieval-head score (Wu et al., "Retrieval Head Mechanistically Explains
+  Long-Context Factuality"), ranked as DuoAttention ranks its learned gates: the top heads keep the cache.
+* ``razor`` — RazorAttention's rule: induction heads and "echo" heads (our ``duplicate_token``) keep the
+  cache. Each query head scores ``max(induction / its threshold, duplicate_token / its threshold)``, so
+  scan members (score >= 1) come first and the budget decides how deep below threshold to go.
+* ``headkv`` — HeadKV's allocation: every head gets the streaming window, the rest of the budget is
+  shared in proportion to a retrieval-reasoning score (``retrieval + induction``); a head whose share
+  reaches the context is full. Kept tokens are still sink + recent (HeadKV selects them SnapKV-style).
+
+The budget is the fraction of the full cache held at ``context`` tokens. Only the file format of a scan
+is read (``headatlas.headmap/1``), never the scan's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from ..errors import InvalidSettingError
+
+Rule = Literal["retrieval", "razor", "headkv"]
+RULES: tuple[str, ...] = get_args(Rule)
+POLICY_FORMAT = "headatlas.kvpolicy/1"
+HEADMAP_FORMAT = "headatlas.headmap/1"
+NEEDS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("retrieval",),
+    "razor": ("induction", "duplicate_token"),
+    "headkv": ("retrieval", "induction"),
+}
+
+
+@dataclass(frozen=True)
+class HeadPolicy:
+    """One KV head: full cache (``recent is None``) or ``sink`` + ``recent`` tokens."""
+
+    layer: int
+    kv_head: int
+    query_heads: tuple[int, ...]
+    score: float
+    sink: int = 0
+    recent: int | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.recent is None
+
+    def held(self, length: int) -> int:
+        """Tokens this head holds after ``length`` tokens."""
+        return length if self.recent is None else min(length, self.sink + self.recent)
+
+
+@dataclass(frozen=True)
+class KVPolicy:
+    """A per-(layer, KV head) cache policy and where it came from."""
+
+    rule: str
+    budget: float
+    context: int
+    sink: int
+    recent: int
+    model: Mapping[str, Any]
+    heads: tuple[HeadPolicy, ...]
+    scan: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.model["n_layers"])
+
+    @property
+    def n_kv_heads(self) -> int:
+        return int(self.model["n_kv_heads"])
+
+    def head(self, layer: int, kv_head: int) -> HeadPolicy:
+        return self.heads[layer * self.n_kv_heads + kv_head]
+
+    def layer(self, layer: int) -> tuple[HeadPolicy, ...]:
+        return self.heads[layer * self.n_kv_heads : (layer + 1) * self.n_kv_heads]
+
+    def kv_fraction(self, length: int | None = None) -> float:
+        """Fraction of the full cache held after ``length`` tokens (default: the planning context)."""
+        n = self.context if length is None else length
+        return sum(h.held(n) for h in self.heads) / (len(self.heads) * n)
+
+    @property
+    def full_fraction(self) -> float:
+        return sum(h.full for h in self.heads) / len(self.heads)
+
+    def to_json(self) -> dict[str, Any]:
+        heads = []
+        for h in self.heads:
+            row = asdict(h)
+            row["query_heads"] = list(h.query_heads)
+            row["full"] = h.full
+            heads.append(row)
+        return {
+            "format": POLICY_FORMAT,
+            "rule": self.rule,
+            "budget": self.budget,
+            "context": self.context,
+            "sink": self.sink,
+            "recent": self.recent,
+            "kv_fraction": round(self.kv_fraction(), 6),
+            "full_fraction": round(self.full_fraction, 6),
+            "model": dict(self.model),
+            "scan": dict(self.scan),
+            "heads": heads,
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KVPolicy:
+        if data.get("format") != POLICY_FORMAT:
+            raise InvalidSettingError(f"not a KV policy: format {data.get('format')!r}, expected {POLICY_FORMAT!r}")
+        heads = tuple(
+            HeadPolicy(
+                layer=int(h["layer"]),
+                kv_head=int(h["kv_head"]),
+                query_heads=tuple(int(q) for q in h["query_heads"]),
+                score=float(h["score"]),
+                sink=int(h["sink"]),
+                recent=None if h["recent"] is None else int(h["recent"]),
+            )
+            for h in data["heads"]
+        )
+        return cls(
+            rule=str(data["rule"]),
+            budget=float(data["budget"]),
+            context=int(data["context"]),
+            sink=int(data["sink"]),
+            recent=int(data["recent"]),
+            model=dict(data["model"]),
+            heads=heads,
+            scan=dict(data.get("scan", {})),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> KVPolicy:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidSettingError(f"cannot read KV policy {path}: {exc}") from exc
+        return cls.from_json(data)
+
+    def check_model(self, config: Any) -> None:
+        """Refuse a model whose layer / head counts differ from the scanned one."""
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        got = {
+            "n_layers": text.num_hidden_layers,
+            "n_heads": text.num_attention_heads,
+            "n_kv_heads": getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
+        }
+        want = {k: int(self.model[k]) for k in got}
+        if got != want:
+            raise InvalidSettingError(
+                f"model does not match the scan of {self.model.get('name')!r}: model has {got}, policy has {want}"
+            )
+
+
+def read_headmap(scan_dir: Path) -> dict[str, Any]:
+    """``scan_dir/headmap.json`` (or the file itself), checked for the fields a policy needs."""
+    path = Path(scan_dir)
+    if path.is_dir():
+        path = path / "headmap.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InvalidSettingError(f"no scan at {scan_dir}: {path} does not exist") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidSettingError(f"cannot read scan {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != HEADMAP_FORMAT:
+        raise InvalidSettingError(f"{path} is not a headatlas scan (format {HEADMAP_FORMAT!r})")
+    for key in ("n_layers", "n_heads", "n_kv_heads"):
+        if not isinstance(data.get("model", {}).get(key), int):
+            raise InvalidSettingError(f"{path}: model.{key} missing")
+    return data
+
+
+def score_table(headmap: Mapping[str, Any], head_type: str) -> list[list[float]]:
+    """``[layer][query head]`` scores of one head type; every head must be scored."""
+    model = headmap["model"]
+    n_layers, n_heads = int(model["n_layers"]), int(model["n_heads"])
+    table: list[list[float | None]] = [[None] * n_heads for _ in range(n_layers)]
+    for row in headmap.get("heads", []):
+        if row.get("head_type") == head_type and row.get("score") is not None:
+            table[int(row["layer"])][int(row["head"])] = float(row["score"])
+    missing = sum(s is None for layer in table for s in layer)
+    if missing:
+        raise InvalidSettingError(f"the scan has no {head_type!r} score for {missing} of {n_layers * n_heads} heads")
+    return [[float(s) for s in layer if s is not None] for layer in table]
+
+
+def threshold_of(headmap: Mapping[str, Any], head_type: str) -> float:
+    info = headmap.get("head_types", {}).get(head_type, {})
+    value = info.get("threshold")
+    if value is None:
+        values = [r["threshold"] for r in headmap.get("heads", []) if r.get("head_type") == head_type]
+        value = values[0] if values else 1.0
+    return float(value) if float(value) > 0 else 1.0
+
+
+def query_head_scores(headmap: Mapping[str, Any], rule: str) -> list[list[float]]:
+    """The rule's score for every query head, ``[layer][head]``."""
+    present = {r.get("head_type") for r in headmap.get("heads", [])}
+    lacking = [t for t in NEEDS[rule] if t not in present]
+    if lacking:
+        raise InvalidSettingError(
+            f"rule {rule!r} needs head types {', '.join(NEEDS[rule])}; the scan lacks {', '.join(lacking)}"
+        )
+    if rule == "retrieval":
+        return score_table(headmap, "retrieval")
+    if rule == "razor":
+        ind, dup = score_table(headmap, "induction"), score_table(headmap, "duplicate_token")
+        t_ind, t_dup = threshold_of(headmap, "induction"), threshold_of(headmap, "duplicate_token")
+        return [
+            [max(i / t_ind, d / t_dup) for i, d in zip(li, ld, strict=True)] for li, ld in zip(ind, dup, strict=True)
+        ]
+    ret, ind = score_table(headmap, "retrieval"), score_table(headmap, "induction")
+    return [[max(r, 0.0) + max(i, 0.0) for r, i in zip(lr, li, strict=True)] for lr, li in zip(ret, ind, strict=True)]
+
+
+def default_window(context: int) -> tuple[int, int]:
+    """Sink and recent sizes for a context: 1/16 of it, a quarter sink (DuoAttention's 128 + 256 at 6k)."""
+    window = max(8, context // 16)
+    sink = max(4, window // 4)
+    return sink, window - sink
+
+
+def plan(
+    headmap: Mapping[str, Any],
+    *,
+    rule: str = "retrieval",
+    budget: float = 0.5,
+    context: int = 2048,
+    sink: int | None = None,
+    recent: int | None = None,
+    scan: Mapping[str, Any] | None = None,
+) -> KVPolicy:
+    """Plan a policy holding ``budget`` of the full cache at ``context`` tokens."""
+    if rule not in RULES:
+        raise InvalidSettingError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)}")
+    if not (isinstance(budget, (int, float)) and 0 < budget <= 1) or math.isnan(budget):
+        raise InvalidSettingError(f"budget must lie in (0, 1], got {budget}")
+    if context < 2:
+        raise InvalidSettingError(f"context must be at least 2 tokens, got {context}")
+    d_sink, d_recent = default_window(context)
+    sink = d_sink if sink is None else sink
+    recent = d_recent if recent is None else recent
+    if sink < 0 or recent < 1:
+        raise InvalidSettingError(f"sink must be >= 0 and recent >= 1, got sink={sink} recent={recent}")
+    window = sink + recent
+    if budget < 1 and window >= budget * context:
+        raise InvalidSettingError(
+            f"budget {budget} of {context} tokens is {budget * context:.0f} per head, not more than the streaming "
+            f"window sink + recent = {window}; raise --budget or --context, or lower --sink/--recent"
+        )
+    model = headmap["model"]
+    n_layers, n_heads, n_kv = int(model["n_layers"]), int(model["n_heads"]), int(model["n_kv_heads"])
+    if n_heads % n_kv:
+        raise InvalidSettingError(f"{n_heads} query heads do not divide over {n_kv} KV heads")
+    group = n_heads // n_kv
+    q_scores = query_head_scores(headmap, rule)
+    kv_scores = [[max(q_scores[layer][k * group : (k + 1) * group]) for k in range(n_kv)] for layer in range(n_layers)]
+    flat = [(kv_scores[la][k], la, k) for la in range(n_layers) for k in range(n_kv)]
+    total = len(flat)
+    held = [float(window)] * total  # per KV head, in flat order
+    if budget >= 1 or window >= context:
+        held = [float(context)] * total
+    elif rule == "headkv":
+        held = _share(flat, budget * context * total, float(window), float(context))
+    else:
+        n_full = round((budget * context - window) / (context - window) * total)
+        order = sorted(range(total), key=lambda i: (-flat[i][0], flat[i][1], flat[i][2]))
+        for i in order[:n_full]:
+            held[i] = float(context)
+    heads = []
+    for i, (score, la, k) in enumerate(flat):
+        full = held[i] >= context
+        heads.append(
+            HeadPolicy(
+                layer=la,
+                kv_head=k,
+                query_heads=tuple(range(k * group, (k + 1) * group)),
+                score=round(score, 6),
+                sink=0 if full else sink,
+                recent=None if full else round(held[i]) - sink,
+            )
+        )
+    meta = {k: model.get(k) for k in ("name", "sha256", "architecture", "n_layers", "n_heads", "n_kv_heads")}
+    return KVPolicy(
+        rule=rule,
+        budget=float(budget),
+        context=int(context),
+        sink=sink,
+        recent=recent,
+        model=meta,
+        heads=tuple(heads),
+        scan=dict(scan or {}),
+    )
+
+
+def _share(flat: list[tuple[float, int, int]], total: float, floor: float, cap: float) -> list[float]:
+    """HeadKV's allocation: ``floor`` each, the pool in proportion to score, capped at ``cap`` (water-filling)."""
+    held = [floor] * len(flat)
+    open_ = [i for i in range(len(flat)) if flat[i][0] > 0]
+    pool = total - floor * len(flat)
+    while pool > 1e-9 and open_:
+        weight = sum(flat[i][0] for i in open_)
+        capped = [i for i in open_ if held[i] + pool * flat[i][0] / weight >= cap]
+        if not capped:
+            for i in open_:
+                held[i] += pool * flat[i][0] / weight
+            break
+        for i in capped:
+            pool -= cap - held[i]
+            held[i] = cap
+        open_ = [i for i in open_ if i not in capped]
+    return held
+
+
+def plan_from_scan(scan_dir: Path, **kwargs: Any) -> KVPolicy:
+    """Read ``scan_dir/headmap.json`` and :func:`plan` from it."""
+    headmap = read_headmap(scan_dir)
+    info = {
+        "path": str(scan_dir),
+        "seed": headmap.get("settings", {}).get("seed"),
+        "headatlas_version": headmap.get("settings", {}).get("headatlas_version"),
+    }
+    return plan(headmap, scan=info, **kwargs)

@@ -1,0 +1,52 @@
+"""``headatlas kv plan``: writes the policy (and DuoAttention pattern); bad input exits 2, writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from headatlas.cli import main
+
+from .headmaps import synthetic_headmap, write_headmap
+
+ATLAS = Path(__file__).resolve().parents[3] / "atlas" / "smollm2-135m"
+
+
+def test_plan_writes_policy_and_duo_pattern(tmp_path, capsys):
+    out, duo = tmp_path / "policy.json", tmp_path / "duo"
+    code = main(
+        ["kv", "plan", str(ATLAS), "--budget", "0.5", "--rule", "razor", "--out", str(out), "--duo-dir", str(duo)]
+    )
+    assert code == 0, capsys.readouterr().err
+    policy = json.loads(out.read_text())
+    assert policy["rule"] == "razor" and policy["budget"] == 0.5
+    assert len(policy["heads"]) == 90 and abs(policy["kv_fraction"] - 0.5) < 0.025
+    assert (duo / "full_attention_heads.tsv").is_file()
+    assert "KV heads full" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "0"], "budget must lie in"),
+        (["--budget", "1.2"], "budget must lie in"),
+        (["--rule", "snapkv"], "valid rules are"),
+        (["--budget", "0.05"], "streaming window"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "policy.json"
+    code = main(["kv", "plan", str(ATLAS), *args, "--out", str(out), "--duo-dir", str(tmp_path / "duo")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "duo").exists()
+
+
+def test_scan_lacking_the_rules_head_types_exits_2(tmp_path, capsys):
+    scan = write_headmap(tmp_path / "scan", synthetic_headmap({"retrieval": [[0.2] * 4] * 2}, n_kv=2))
+    out = tmp_path / "policy.json"
+    code = main(["kv", "plan", str(scan), "--rule", "razor", "--context", "100", "--out", str(out)])
+    assert code == 2 and "lacks induction" in capsys.readouterr().err
+    assert not out.exists()
