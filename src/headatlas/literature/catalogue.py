@@ -116,7 +116,8 @@ def load_document(text: str, *, today: date | None = None) -> tuple[list[Paper],
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise CatalogueError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # a reader error spans lines
+            raise CatalogueError(f"invalid YAML{where}: {problem}") from None
     return parse_document(raw, today=today)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from headatlas.errors import HeadatlasError
@@ -23,7 +23,9 @@ from headatlas.store import connect
 from headatlas.store.db import check_int
 from headatlas.testing.robustness import tried
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)  # derandomized: CI tries the same inputs on every run
 
 odd_text = st.text(max_size=30) | st.sampled_from(
     ["", " ", "\ud800", "2024-13-45", "yesterday", "注意力头的研究", "Механизм", "∑ → ∏", "javascript:x", "[x]"]
@@ -112,6 +114,7 @@ record_changes = st.dictionaries(
 
 @SETTINGS
 @given(st.lists(record_changes, max_size=3) | json_values, st.sampled_from(["json", "yaml"]), st.integers(0, 3000))
+@example(doc="\x7f", fmt="json", cut=0)  # found once: a YAML reader error spans two lines
 def test_import_documents(store, doc: Any, fmt: str, cut: int) -> None:
     if isinstance(doc, list) and all(isinstance(d, dict) for d in doc):
         doc = {"format": 1, "papers": [_record(d) for d in doc]}
