@@ -16,7 +16,7 @@ done
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-# constraints.txt holds the numerical stack steady so the published atlas reproduces byte for byte
+# constraints.txt holds the numerical stack steady: the published atlas reproduces (byte for byte on one processor)
 if [ "$dev" -eq 1 ]; then
   .venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".[dev]"
 else
