@@ -67,7 +67,8 @@ def test_scans_list_on_an_empty_store(capsys, db_path):
 @pytest.mark.parametrize(
     ("argv", "message", "hint"),
     [
-        (["kv"], "No such command 'kv'", "headatlas --help"),
+        (["scna"], "No such command 'scna'. Did you mean 'scan'", "headatlas --help"),
+        (["cache"], "No such command 'cache'", "headatlas --help"),
         (["papers", "lst"], "No such command 'lst'. Did you mean 'list'?", "headatlas papers --help"),
         (["scan", "--bogus"], "--bogus", "headatlas scan --help"),
         (["papers", "list", "--limt", "3"], "--limit", "headatlas papers list --help"),
