@@ -6,6 +6,7 @@ from .causal.verify import VerifySettings, verify_headmap
 from .census import Progress, ScanSettings, run_census
 from .errors import InvalidSettingError
 from .headmap import HeadMap
+from .heads import causal_metrics, resolve_head_types
 from .models.loader import LoadedModel, load_model
 from .models.zoo import DEFAULT_MODEL
 from .probes import ProbeSettings
@@ -45,7 +46,8 @@ def scan(
     )
     headmap = run_census(loaded, settings, progress=progress)
     if verify_settings is not None:
-        verify_headmap(loaded, headmap, verify_settings, progress=progress)
+        types = resolve_head_types(list(settings.head_types) if settings.head_types is not None else None)
+        verify_headmap(loaded, headmap, verify_settings, progress=progress, metrics=causal_metrics(types))
     return headmap
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .api import scan
 from .headmap import HeadMap, write_atomic
-from .heads.registry import STAGES
+from .heads import head_types
+from .literature.schema import STAGES
 from .models.loader import load_model
 from .models.zoo import ZOO
 
@@ -86,15 +87,14 @@ def _stage_order(headmaps: dict[str, HeadMap]) -> list[str]:
     return sorted(info, key=lambda t: (STAGES.index(info[t]["stage"]) if info[t]["stage"] in STAGES else 99, t))
 
 
-INSTRUCT_ONLY = ("safety",)  # Ships et al. look for heads that make a chat model refuse
+def _instruct_only(type_id: str) -> bool:
+    registered = head_types().get(type_id)
+    return registered is not None and registered.instruct_only
 
 
 def _is_instruct(name: str, headmap: HeadMap) -> bool:
     source = ZOO[name].hub_id if name in ZOO else headmap.facts.name
     return re.search(r"instruct|chat|-it\b", source, re.IGNORECASE) is not None
-
-
-UPSTREAM_TYPES = ("duplicate_token", "induction", "previous_token")
 
 
 def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
@@ -104,7 +104,8 @@ def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
         roles = next((info["roles"] for info in hm.probes.values() if "roles" in info), None)
         if roles is None:
             continue
-        member_of = {t: set(hm.members(t)) for t in UPSTREAM_TYPES if t in hm.head_types}
+        upstream = sorted(t.id for t in head_types().values() if t.upstream_role)
+        member_of = {t: set(hm.members(t)) for t in upstream if t in hm.head_types}
         for role, where in (("s2_signal", "at S2"), ("s1_next_signal", "at S1+1")):
             shown = []
             for head, value in sorted(roles[role].items(), key=lambda item: -item[1]):  # JSON keeps keys sorted
@@ -160,7 +161,7 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
                 checks = metrics.setdefault(record["metric"], (record["metric_description"], []))[1]
                 checks.extend([type_id] if type_id not in checks else [])
             status, detail = _cell(hm, type_id)
-            if type_id in INSTRUCT_ONLY and not _is_instruct(name, hm):
+            if _instruct_only(type_id) and not _is_instruct(name, hm):
                 detail += " (a base model: the type is defined on instruct models, so this is a control)"
             cells.append(f"**{status}**: {detail}")
         lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")

@@ -117,8 +117,11 @@ def scan(
         headmap = run_census(loaded, settings, progress=progress)
         if verify:
             from .causal.verify import VerifySettings, verify_headmap
+            from .heads import causal_metrics
 
-            verify_headmap(loaded, headmap, VerifySettings(seed=seed), progress=progress)
+            selected = resolve_head_types(list(settings.head_types) if settings.head_types else None)
+            metrics = causal_metrics(selected)
+            verify_headmap(loaded, headmap, VerifySettings(seed=seed), progress=progress, metrics=metrics)
     csv_path, json_path = headmap.write(out_dir)
     from .web.patterns import capture_patterns, write_patterns
     from .web.report import catalogue_papers, write_report
