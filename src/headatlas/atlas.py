@@ -12,11 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .api import scan
 from .headmap import HeadMap, write_atomic
 from .heads import head_types
 from .literature.schema import STAGES
-from .models.loader import load_model
 from .models.zoo import ZOO
 
 ATLAS_MODELS = ("smollm2-135m", "gemma3-270m")
@@ -26,15 +24,12 @@ Say = Callable[[str], None]
 
 def build_model_atlas(model: str, out_dir: Path, seed: int = 0) -> HeadMap:
     """Scan ``model`` with every head type and verification; write its files into ``out_dir``."""
-    from .web.patterns import capture_patterns, write_patterns
-    from .web.report import catalogue_papers, write_report
+    from .pipeline import run_scan, scan_settings
+    from .publish import publish
 
-    loaded = load_model(model)
-    headmap = scan(loaded, seed=seed, verify=True)
-    headmap.write(out_dir)
-    write_patterns(capture_patterns(loaded, seed=seed), out_dir)
-    write_report(headmap, out_dir, papers=catalogue_papers(None, headmap))
-    return headmap
+    result = run_scan(model, scan_settings(seed), verify=True)
+    publish(result, out_dir)
+    return result.headmap
 
 
 def _plural(n: int, word: str) -> str:

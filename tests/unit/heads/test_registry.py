@@ -80,19 +80,24 @@ def test_entry_points_add_types_and_name_the_culprit(fresh_registry):
         load_entry_points([junk])
 
 
-def test_a_plug_in_type_is_scanned_verified_and_listed(fresh_registry, tmp_path, capsys):
-    from headatlas import scan
+def test_a_plug_in_type_is_scanned_verified_published_and_listed(fresh_registry, tmp_path, capsys):
     from headatlas.cli import main
+    from headatlas.pipeline import run_scan, scan_settings
     from headatlas.probes import ProbeSettings
+    from headatlas.publish import publish
     from headatlas.testing.planted import build_planted_model
 
     load_entry_points([PLUGIN])
     small = ProbeSettings(n_repeat=2, repeat_len=8, n_text=2, text_len=24)
+    settings = scan_settings(0, ["previous_token", "two_back"], small)
     loaded = build_planted_model()
-    headmap = scan(loaded, head_types=["previous_token", "two_back"], probes=small, verify=True)
-    rows = [r for r in headmap.rows if r["head_type"] == "two_back"]
+    result = run_scan(loaded, settings, verify=True)
+    rows = [r for r in result.headmap.rows if r["head_type"] == "two_back"]
     assert len(rows) == loaded.facts.n_layers * loaded.facts.n_heads and all(r["score"] is not None for r in rows)
-    assert headmap.head_types["two_back"]["stage"] == "ICI"
-    assert headmap.verification["two_back"]["metric"] == "text_loss"
+    assert result.headmap.head_types["two_back"]["stage"] == "ICI"
+    assert result.verification["two_back"]["metric"] == "text_loss"
+    published = publish(result, tmp_path)
+    written = json.loads(published.json.read_text())
+    assert "two_back" in written["head_types"] and "two_back" in published.report.read_text()
     assert main(["heads", "list", "--format", "json"]) == 0
     assert "two_back" in [h["id"] for h in json.loads(capsys.readouterr().out)]
