@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .causal.verify import VerifySettings, verify_headmap
-from .census import Progress, ScanSettings, run_census
-from .errors import InvalidSettingError
+from .causal.verify import VerifySettings
+from .census import Progress
 from .headmap import HeadMap
-from .models.loader import LoadedModel, load_model
+from .models.loader import LoadedModel
 from .models.zoo import DEFAULT_MODEL
+from .pipeline import run_scan, scan_settings
 from .probes import ProbeSettings
 
 
@@ -27,26 +27,22 @@ def scan(
     """Scan ``model`` (zoo alias, hub id, local directory, ``.gguf`` file, or a loaded model).
 
     ``verify=True`` adds causal verification (``headatlas.causal.verify``): per-head ``attribution`` and
-    ``ablation_effect`` and a ``verification`` record per head type. Returns a :class:`HeadMap`;
-    nothing is written or stored (the CLI does that).
+    ``ablation_effect`` and a ``verification`` record per head type. Returns the :class:`HeadMap` of
+    :func:`headatlas.pipeline.run_scan` (without the attention patterns, which only the report needs; use
+    ``run_scan`` and ``headatlas.publish.publish`` for those and for writing files); nothing is written or stored.
     """
-    if verify_settings is not None and not verify:
-        raise InvalidSettingError("verify_settings given but verify=False")
-    verify_settings = verify_settings or (VerifySettings(seed=seed) if verify else None)
-    loaded = (
-        model
-        if isinstance(model, LoadedModel)
-        else load_model(model, device=device, dtype=dtype, device_map=device_map)
-    )
-    settings = ScanSettings(
-        seed=seed,
-        head_types=tuple(head_types) if head_types is not None else None,
-        probes=probes or ProbeSettings(),
-    )
-    headmap = run_census(loaded, settings, progress=progress)
-    if verify_settings is not None:
-        verify_headmap(loaded, headmap, verify_settings, progress=progress)
-    return headmap
+    settings = scan_settings(seed, head_types, probes)
+    return run_scan(
+        model,
+        settings,
+        verify=verify,
+        verify_settings=verify_settings,
+        patterns=False,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+        progress=progress,
+    ).headmap
 
 
 __all__ = ["scan"]

@@ -12,10 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .api import scan
 from .headmap import HeadMap, write_atomic
-from .heads.registry import STAGES
-from .models.loader import load_model
+from .heads import head_types
+from .literature.schema import STAGES
 from .models.zoo import ZOO
 
 ATLAS_MODELS = ("smollm2-135m", "gemma3-270m")
@@ -25,15 +24,12 @@ Say = Callable[[str], None]
 
 def build_model_atlas(model: str, out_dir: Path, seed: int = 0) -> HeadMap:
     """Scan ``model`` with every head type and verification; write its files into ``out_dir``."""
-    from .web.patterns import capture_patterns, write_patterns
-    from .web.report import catalogue_papers, write_report
+    from .pipeline import run_scan, scan_settings
+    from .publish import publish
 
-    loaded = load_model(model)
-    headmap = scan(loaded, seed=seed, verify=True)
-    headmap.write(out_dir)
-    write_patterns(capture_patterns(loaded, seed=seed), out_dir)
-    write_report(headmap, out_dir, papers=catalogue_papers(None, headmap))
-    return headmap
+    result = run_scan(model, scan_settings(seed), verify=True)
+    publish(result, out_dir)
+    return result.headmap
 
 
 def _plural(n: int, word: str) -> str:
@@ -86,15 +82,14 @@ def _stage_order(headmaps: dict[str, HeadMap]) -> list[str]:
     return sorted(info, key=lambda t: (STAGES.index(info[t]["stage"]) if info[t]["stage"] in STAGES else 99, t))
 
 
-INSTRUCT_ONLY = ("safety",)  # Ships et al. look for heads that make a chat model refuse
+def _instruct_only(type_id: str) -> bool:
+    registered = head_types().get(type_id)
+    return registered is not None and registered.instruct_only
 
 
 def _is_instruct(name: str, headmap: HeadMap) -> bool:
     source = ZOO[name].hub_id if name in ZOO else headmap.facts.name
     return re.search(r"instruct|chat|-it\b", source, re.IGNORECASE) is not None
-
-
-UPSTREAM_TYPES = ("duplicate_token", "induction", "previous_token")
 
 
 def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
@@ -104,7 +99,8 @@ def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
         roles = next((info["roles"] for info in hm.probes.values() if "roles" in info), None)
         if roles is None:
             continue
-        member_of = {t: set(hm.members(t)) for t in UPSTREAM_TYPES if t in hm.head_types}
+        upstream = sorted(t.id for t in head_types().values() if t.upstream_role)
+        member_of = {t: set(hm.members(t)) for t in upstream if t in hm.head_types}
         for role, where in (("s2_signal", "at S2"), ("s1_next_signal", "at S1+1")):
             shown = []
             for head, value in sorted(roles[role].items(), key=lambda item: -item[1]):  # JSON keeps keys sorted
@@ -163,7 +159,7 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
                 checks = metrics.setdefault(record["metric"], (record["metric_description"], []))[1]
                 checks.extend([type_id] if type_id not in checks else [])
             status, detail = _cell(hm, type_id)
-            if type_id in INSTRUCT_ONLY and not _is_instruct(name, hm):
+            if _instruct_only(type_id) and not _is_instruct(name, hm):
                 detail += " (a base model: the type is defined on instruct models, so this is a control)"
             cells.append(f"**{status}**: {detail}")
         lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")

@@ -2,7 +2,8 @@
 
 Head types that read the same probe share its forward passes; each pass asks the lens for the
 probe's query rows only, and every layer's probabilities are reduced to per-sample scores the moment
-they are computed.
+they are computed. A type whose task does not fit the model's tokenizer (``TaskUnavailable``) is
+recorded without scores, with the reason, instead of failing the scan.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .errors import InvalidSettingError
+from .errors import InvalidSettingError, TaskUnavailable
 from .headmap import HeadMap
 from .heads import HeadType, resolve_head_types
 from .heads.registry import ModelScore
@@ -109,7 +110,11 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     direct: dict[str, ModelScore] = {}
     for head_type in selected:
         if head_type.model_score is not None:
-            result = head_type.model_score(loaded, settings.probes, settings.seed)
+            try:
+                result = head_type.model_score(loaded, settings.probes, settings.seed)
+            except TaskUnavailable as error:  # e.g. too few single-token items: no scores, and why
+                nan = torch.full((n_layers, n_heads), float("nan"))
+                result = ModelScore(nan, 0, {"unavailable": str(error)})
             if tuple(result.score.shape) != (n_layers, n_heads):
                 raise RuntimeError(f"{head_type.id}: model score has shape {tuple(result.score.shape)}")
             direct[head_type.id] = result

@@ -79,13 +79,13 @@ def scan(
         bool, typer.Option("--verify", help="Causally verify each head type (ablation vs random sets, attribution).")
     ] = False,
 ) -> None:
-    """Scan MODEL and write OUT/headmap.csv and OUT/headmap.json."""
+    """Scan MODEL and write OUT/headmap.csv, headmap.json, patterns.json and report.html."""
     from .causal.cli import print_verification
-    from .census import ScanSettings, run_census
     from .headmap import check_out_dir
-    from .models.loader import load_model
+    from .pipeline import run_scan, scan_settings
     from .probes import ProbeSettings
-    from .store import connect, save_scan
+    from .publish import publish
+    from .store import connect
 
     probe_kwargs: dict[str, Any] = {}
     if needle_contexts is not None:
@@ -93,14 +93,11 @@ def scan(
             probe_kwargs["needle_contexts"] = tuple(int(c) for c in needle_contexts.split(","))
         except ValueError:
             raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
-    settings = ScanSettings(
-        seed=seed, head_types=tuple(_parse_types(types) or ()) or None, probes=ProbeSettings(**probe_kwargs)
-    )  # validates before the slow load
-    from .heads import resolve_head_types
-
-    resolve_head_types(list(settings.head_types) if settings.head_types else None)
+    settings = scan_settings(seed, _parse_types(types) or None, ProbeSettings(**probe_kwargs))  # before the slow load
     check_out_dir(out_dir)  # a bad --out or store fails before the slow part
     conn = None if no_store else connect(db)
+    from .models.loader import load_model
+
     with err.status(f"loading {model} …"):
         loaded = load_model(model, device=device, dtype=dtype, device_map=device_map)
     f = loaded.facts
@@ -120,25 +117,14 @@ def scan(
                 tasks[probe] = bars.add_task(probe, total=total)
             bars.update(tasks[probe], completed=done)
 
-        headmap = run_census(loaded, settings, progress=progress)
-        if verify:
-            from .causal.verify import VerifySettings, verify_headmap
-
-            verify_headmap(loaded, headmap, VerifySettings(seed=seed), progress=progress)
-    csv_path, json_path = headmap.write(out_dir)
-    from .web.patterns import capture_patterns, write_patterns
-    from .web.report import catalogue_papers, write_report
-
-    with err.status("recording attention patterns …"):
-        write_patterns(capture_patterns(loaded, seed=seed), out_dir)
-    report_path = write_report(headmap, out_dir, papers=catalogue_papers(conn, headmap))
-    _print_summary(headmap)
+        result = run_scan(loaded, settings, verify=verify, progress=progress)
+    published = publish(result, out_dir, conn)
+    _print_summary(result.headmap)
     if verify:
-        print_verification(out, headmap)
-    if conn is not None:
-        scan_id = save_scan(conn, headmap, out_dir=str(out_dir.resolve()))
-        err.print(f"stored as scan {scan_id}")
-    err.print(f"wrote {csv_path}, {json_path} and {report_path}")
+        print_verification(out, result.headmap)
+    if published.scan_id is not None:
+        err.print(f"stored as scan {published.scan_id}")
+    err.print(f"wrote {published.csv}, {published.json} and {published.report}")
 
 
 def _print_summary(headmap: HeadMap, k: int = 3) -> None:

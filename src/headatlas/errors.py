@@ -40,6 +40,13 @@ class InvalidSettingError(HeadatlasError, ValueError):
     """A run setting (seed, device, dtype, probe size …) is out of range."""
 
 
+class TaskUnavailable(InvalidSettingError):
+    """A head type's task cannot be built for this tokenizer (e.g. too few single-token items).
+
+    The census records the type as unavailable (no scores, the reason in the scan's info) instead of failing.
+    """
+
+
 class CatalogueError(HeadatlasError, ValueError):
     """A paper entry, contribution form or catalogue import file is malformed; the message names the field."""
 

@@ -167,6 +167,11 @@ class HeadMap:
         return cls.from_dict(data)
 
 
+PATTERNS_FORMAT = "headatlas.patterns/1"
+PATTERNS_FILE = "patterns.json"
+"""The attention patterns a scan stores beside its head map (captured by :mod:`headatlas.capture`)."""
+
+
 def check_out_dir(out_dir: str | Path) -> Path:
     """Refuse an output path that is a file or that could not be created/written; creates nothing."""
     out = Path(out_dir)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from headatlas.capture import capture_patterns
 from headatlas.census import ScanSettings, run_census
 from headatlas.probes import ProbeSettings
+from headatlas.publish import write_patterns
 from headatlas.store import connect, save_scan
 from headatlas.web.app import create_app
 from headatlas.web.local import chromium, serve_in_thread
-from headatlas.web.patterns import capture_patterns, write_patterns
 from headatlas.web.report import catalogue_papers, write_report
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web-smollm2"

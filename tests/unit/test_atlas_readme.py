@@ -8,7 +8,7 @@ import re
 from headatlas.api import scan
 from headatlas.atlas import render_readme
 from headatlas.causal import VerifySettings
-from headatlas.heads.registry import STAGES
+from headatlas.literature.schema import STAGES
 from headatlas.testing.tiny import tiny_llama
 
 TYPES = ["induction", "previous_token", "sink", "name_mover", "successor", "safety"]

@@ -270,7 +270,7 @@ def test_head_type_needs_exactly_one_way_to_score() -> None:
     def model_score(loaded: object, probes: object, seed: int) -> object:
         raise AssertionError
 
-    common = {"id": "x_type", "name": "X", "definition": "d", "papers": (), "stage": "EP", "threshold": 0.5}
+    common = {"id": "x_type", "name": "X", "definition": "d", "papers": (), "term": "copying", "threshold": 0.5}
     with pytest.raises(InvalidSettingError, match="exactly one"):
         HeadType(**common, probe=None)  # type: ignore[arg-type]
     with pytest.raises(InvalidSettingError, match="exactly one"):

@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from fastapi.testclient import TestClient
 
+    from ..publish import write_patterns
     from ..store import connect, save_scan
     from ..web.app import create_app
-    from ..web.patterns import write_patterns
     from ..web.report import render_report
 
     headmap = HeadMap.read(args.headmap) if args.headmap else synthetic_headmap()

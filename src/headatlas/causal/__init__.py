@@ -1,7 +1,8 @@
 """Causal verification: ablation, activation patching and attribution patching of attention heads.
 
 Every intervention goes through the lens (``headatlas.lens.session(hooks=...)``) on each head's
-output before ``o_proj``. See ``HEADS.md``, section "Causal checks".
+output before ``o_proj``. Which metric checks a head type is the type's own (``HeadType.metric``);
+:mod:`headatlas.causal.verify` explains the set test and the per-head checks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from .api import AblationResult, AttributionResult, PatchResult, ablate, attribute, patch
     from .attribution import attribution_scores
     from .interventions import METHODS, head_mask, parse_heads, run_sets
-    from .metrics import DEFAULT_METRIC, METRICS, Metric, get_metric, metric_for
+    from .metrics import METRICS, Metric, get_metric, register_metric
     from .verify import VerifySettings, random_head_sets, spearman, verify_headmap, verify_set
 
 # loaded on first use, so `headatlas --help` and the paper commands do not import torch
@@ -30,11 +31,10 @@ _LAZY = {
     "head_mask": ".interventions",
     "parse_heads": ".interventions",
     "run_sets": ".interventions",
-    "DEFAULT_METRIC": ".metrics",
     "METRICS": ".metrics",
     "Metric": ".metrics",
     "get_metric": ".metrics",
-    "metric_for": ".metrics",
+    "register_metric": ".metrics",
     "VerifySettings": ".verify",
     "random_head_sets": ".verify",
     "spearman": ".verify",
@@ -43,7 +43,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "DEFAULT_METRIC",
     "METHODS",
     "METRICS",
     "AblationResult",
@@ -56,10 +55,10 @@ __all__ = [
     "attribution_scores",
     "get_metric",
     "head_mask",
-    "metric_for",
     "parse_heads",
     "patch",
     "random_head_sets",
+    "register_metric",
     "run_sets",
     "spearman",
     "verify_headmap",

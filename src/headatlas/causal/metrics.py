@@ -5,8 +5,9 @@ and returns one value per sample, differentiable (attribution patching takes its
 says whether higher is better; :func:`damage` turns a before/after pair into "how much worse", so
 effects of every metric point the same way (positive = the intervention hurt the model).
 
-:data:`DEFAULT_METRIC` maps each census head type to the metric its verification uses: the one place
-that pairing is defined.
+:data:`METRICS` holds the general metrics; a head type that needs a metric of its own carries it
+(``HeadType.metric``) and adds it here when it registers. Which metric verifies a type is the type's own
+``metric`` field.
 """
 
 from __future__ import annotations
@@ -189,23 +190,14 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-DEFAULT_METRIC: dict[str, str] = {
-    "previous_token": "induction_loss",
-    "current_token": "text_loss",
-    "sink": "text_loss",
-    "duplicate_token": "induction_loss",
-    "induction": "induction_loss",
-    "local": "text_loss",
-    "retrieval": "needle_loss",
-    # weights-scored types: copying heads write the attended token into the logits, which completing the
-    # second copy needs; copy suppression lowers overconfident repeats on ordinary text, and ablating it
-    # raises text loss (McDougall et al. 2023), so negative-copying / copy-suppression heads use text_loss.
-    "copying": "induction_loss",
-    "negative_copying": "text_loss",
-    "copy_suppression": "text_loss",
-}
-"""The metric that verifies each head type (registry id -> metric name). A type not listed is reported
-as ``no_metric`` by verification."""
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a head type's own metric; the same metric again is a no-op, another one under a taken name is refused."""
+    held = METRICS.get(metric.name)
+    if held is not None and held is not metric:
+        raise InvalidSettingError(f"metric {metric.name!r} is already registered")
+    METRICS[metric.name] = metric
+    return metric
 
 
 def get_metric(name: str | Metric) -> Metric:
@@ -216,15 +208,6 @@ def get_metric(name: str | Metric) -> Metric:
         return METRICS[name]
     except KeyError:
         raise InvalidSettingError(f"unknown metric {name!r}; valid metrics are {', '.join(METRICS)}") from None
-
-
-def metric_for(head_type: str) -> Metric:
-    """The default metric of a head type."""
-    if head_type not in DEFAULT_METRIC:
-        raise InvalidSettingError(
-            f"head type {head_type!r} has no causal metric; types with one are {', '.join(DEFAULT_METRIC)}"
-        )
-    return METRICS[DEFAULT_METRIC[head_type]]
 
 
 def probe_batches(loaded: LoadedModel, metric: Metric, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:

@@ -1,6 +1,6 @@
 """Causal verification of a scan: do the heads a pattern score names matter for their job?
 
-For each head type t with member set S (from the census) and metric m = ``metric_for(t)``:
+For each head type t with member set S (from the census) and metric m (the type's ``HeadType.metric``):
 
 * **Set test.** Ablate all of S at once and measure the damage to m (metric change, oriented so
   positive = worse). Compare with ``n_random`` (>= 20) random head sets of size |S| drawn from the
@@ -24,7 +24,7 @@ ran; ``None`` elsewhere, an empty CSV cell).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
-from .metrics import DEFAULT_METRIC, METRICS, Metric, damage, get_metric, probe_batches
+from .metrics import Metric, damage, get_metric, probe_batches
 
 VerifyProgress = Callable[[str, int, int], None]
 """``(stage, done, total)``: called as each head type finishes."""
@@ -293,8 +293,13 @@ def verify_headmap(
     headmap: HeadMap,
     settings: VerifySettings | None = None,
     progress: VerifyProgress | None = None,
+    *,
+    metrics: Mapping[str, Metric],
 ) -> HeadMap:
-    """Verify every head type of ``headmap`` in place (rows gain ``attribution``/``ablation_effect``)."""
+    """Verify every head type of ``headmap`` in place (rows gain ``attribution``/``ablation_effect``).
+
+    ``metrics`` maps a head-type id to the metric that checks it; a type without one is ``no_metric``.
+    """
     settings = settings or VerifySettings()
     facts = loaded.facts
     if (facts.n_layers, facts.n_heads) != (headmap.facts.n_layers, headmap.facts.n_heads):
@@ -306,13 +311,13 @@ def verify_headmap(
     attributions: dict[str, torch.Tensor] = {}
     exact_of: dict[str, dict[HeadRef, float]] = {}
     for done, type_id in enumerate(types, start=1):
-        if type_id not in DEFAULT_METRIC:
+        if type_id not in metrics:
             headmap.verification[type_id] = {"status": "no_metric", "verified": None}
             continue
         if all(r["score"] is None for r in headmap.rows if r["head_type"] == type_id):  # task unfit for the tokenizer
             headmap.verification[type_id] = {"status": "no_scores", "verified": None}
             continue
-        metric = METRICS[DEFAULT_METRIC[type_id]]
+        metric = metrics[type_id]
         if metric.name not in runs:
             runs[metric.name] = _prepare(loaded, metric, settings)
         run = runs[metric.name]

@@ -1,4 +1,5 @@
-"""Head types: one module each, registered on import (order = display order)."""
+"""Head types: one module each, registered on import (order = display order), then those of installed
+plug-in packages (the ``headatlas.head_types`` entry-point group)."""
 
 from . import (  # noqa: F401  (imported to register)
     current_token,
@@ -9,9 +10,27 @@ from . import (  # noqa: F401  (imported to register)
     retrieval,
     sink,
 )
-from .registry import HeadType, get_head_type, head_types, register_head_type, resolve_head_types
+from .registry import (
+    HeadType,
+    ModelScore,
+    causal_metrics,
+    get_head_type,
+    head_types,
+    load_entry_points,
+    register_head_type,
+    resolve_head_types,
+)
 
-__all__ = ["HeadType", "get_head_type", "head_types", "register_head_type", "resolve_head_types"]
+__all__ = [
+    "HeadType",
+    "ModelScore",
+    "causal_metrics",
+    "get_head_type",
+    "head_types",
+    "load_entry_points",
+    "register_head_type",
+    "resolve_head_types",
+]
 
 # Weights-only (OV-circuit) types; copy_suppression also reads the natural-text probe.
 from . import copy_suppression, copying, successor  # noqa: F401
@@ -21,4 +40,4 @@ from . import copy_suppression, copying, successor  # noqa: F401
 from . import function_vector, name_mover, negative_name_mover, s_inhibition, safety, semantic_induction  # noqa: F401
 
 # isort: split
-from . import task_metrics  # noqa: F401  (their causal metrics, for scan --verify)
+load_entry_points()

@@ -94,9 +94,9 @@ HEAD_TYPE = register_head_type(
             "(natural text): attends to the token about to be predicted and lowers its logit."
         ),
         papers=("Copy Suppression: Comprehensively Understanding an Attention Head",),
-        stage="EP",
         probe=natural_text.PROBE_ID,
         threshold=0.1,
+        metric="text_loss",  # ablating copy suppression raises text loss (McDougall et al. 2023)
         model_score=score,
     )
 )

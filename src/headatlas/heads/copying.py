@@ -97,9 +97,9 @@ COPYING = register_head_type(
             "A Mathematical Framework for Transformer Circuits",
             "Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",
         ),
-        stage="EP",
         probe=None,
         threshold=0.5,
+        metric="induction_loss",  # writing the attended token into the logits completes the second copy
         model_score=score_copying,
     )
 )
@@ -116,9 +116,9 @@ NEGATIVE_COPYING = register_head_type(
             "Copy Suppression: Comprehensively Understanding an Attention Head",
             "Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",
         ),
-        stage="EP",
         probe=None,
         threshold=0.5,
+        metric="text_loss",  # negative copying lowers overconfident repeats on ordinary text
         model_score=score_negative_copying,
     )
 )

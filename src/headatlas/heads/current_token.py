@@ -23,9 +23,9 @@ HEAD_TYPE = register_head_type(
         name="Current-token head",
         definition="Attends from each token to itself; mean A[i, i] over rows i >= 1.",
         papers=("A Mathematical Framework for Transformer Circuits",),
-        stage="ICI",
         probe=PROBE_ID,
         threshold=0.4,
+        metric="text_loss",
         score=score,
     )
 )

@@ -26,9 +26,10 @@ HEAD_TYPE = register_head_type(
         name="Duplicate-token head",
         definition="Attends to earlier copies of the current token; mass on them, over rows that have one.",
         papers=("Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",),
-        stage="ICI",
         probe=PROBE_ID,
         threshold=0.3,
+        metric="induction_loss",
+        upstream_role=True,
         score=score,
     )
 )

@@ -24,11 +24,10 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
-from ..probes import ProbeSettings, fv_tasks
+from ..probes import ProbeBatch, ProbeSettings, fv_tasks
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, run_prefix, sweep_last, unavailable
+from .tasks import all_heads, capture_run, last_position_metric, prompt_batch, run_prefix, sweep_last
 
 
 def indirect_effects(
@@ -75,11 +74,26 @@ def indirect_effects(
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        score, count, info = indirect_effects(loaded, seed=seed)
-        return ModelScore(score, count, info)
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    score, count, info = indirect_effects(loaded, seed=seed)
+    return ModelScore(score, count, info)
+
+
+FV_PROBE = "fv_tasks"
+
+
+def fv_batches(tokenizer: Any, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:
+    """Clean 10-shot prompts, one batch per task (``answer`` = the query's output)."""
+    return [prompt_batch(t.clean, t.answer) for t in fv_tasks.build(tokenizer, fv_tasks.DEFAULT_PROMPTS, seed).tasks]
+
+
+FV_ANSWER_LOGPROB = last_position_metric(
+    "fv_answer_logprob",
+    (
+        "log P(answer) after 10-shot demonstrations of an in-context task (antonyms, capitals, upper case,"
+        " next item); function-vector heads carry the task to the answer (Todd et al. 2024)."
+    ),
+    FV_PROBE,
+)
 
 
 HEAD_TYPE = register_head_type(
@@ -91,9 +105,10 @@ HEAD_TYPE = register_head_type(
             " shuffled labels it raises P(correct answer) (causal indirect effect, probability)."
         ),
         papers=("Function Vectors in Large Language Models",),
-        stage="LR",
         probe=None,
         threshold=0.01,
         model_score=model_score,
+        metric=FV_ANSWER_LOGPROB,
+        probes={FV_PROBE: fv_batches},
     )
 )

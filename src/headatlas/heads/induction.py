@@ -26,9 +26,10 @@ HEAD_TYPE = register_head_type(
         name="Induction head",
         definition="Attends to the token after an earlier copy of the current token ([A][B] ... [A] -> [B]).",
         papers=("In-context Learning and Induction Heads",),
-        stage="LR",
         probe=PROBE_ID,
         threshold=0.4,
+        metric="induction_loss",
+        upstream_role=True,
         score=score,
     )
 )

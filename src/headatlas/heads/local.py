@@ -29,9 +29,9 @@ HEAD_TYPE = register_head_type(
         name="Local / streaming head",
         definition=f"Keeps its attention on the last {WINDOW} tokens (BOS excluded); mass in that window.",
         papers=("DuoAttention: Efficient Long-Context LLM Inference with Retrieval and Streaming Heads",),
-        stage="ICI",
         probe=PROBE_ID,
         threshold=0.7,
+        metric="text_loss",
         score=score,
     )
 )

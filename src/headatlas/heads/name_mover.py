@@ -14,25 +14,36 @@ SmolLM2-135M the clean logit difference is about 4.4, so a member carries at lea
 
 from __future__ import annotations
 
-from ..errors import InvalidSettingError
+from ..causal.metrics import METRICS
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import unavailable
+from .tasks import last_position_metric
 
 PAPERS = ("Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",)
 
 
+IOI_PROBES = {ioi_probe.PROBE_ID: ioi_probe.generate}
+
+IOI_LOGIT_DIFF = last_position_metric(
+    "ioi_logit_diff",
+    (
+        "logit(IO) - logit(S) at the end of clean IOI prompts ('When Mary and John went to the store, John"
+        " gave a drink to' -> Mary); name movers and S-inhibition heads raise it (Wang et al. 2023)."
+    ),
+    ioi_probe.PROBE_ID,
+    value=METRICS["logit_diff"].value,
+    needs=("answer", "wrong"),
+)
+
+
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        result = ioi_result(loaded, seed)
-        return ModelScore(
-            result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
-        )
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    result = ioi_result(loaded, seed)
+    return ModelScore(
+        result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
+    )
 
 
 HEAD_TYPE = register_head_type(
@@ -44,9 +55,10 @@ HEAD_TYPE = register_head_type(
             " logit(IO) - logit(S): direct effect (logits) of its clean vs ABC-corrupted output."
         ),
         papers=PAPERS,
-        stage="ICI",
         probe=None,
         threshold=0.2,
         model_score=model_score,
+        metric=IOI_LOGIT_DIFF,
+        probes=IOI_PROBES,
     )
 )

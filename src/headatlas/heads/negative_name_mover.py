@@ -12,24 +12,39 @@ Threshold 0.2, as for name movers: the head's direct path lowers the IO-vs-S log
 
 from __future__ import annotations
 
-from ..errors import InvalidSettingError
+import torch
+
+from ..causal.metrics import METRICS
 from ..models.loader import LoadedModel
-from ..probes import ProbeSettings
+from ..probes import ProbeBatch, ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
-from .name_mover import PAPERS
+from .name_mover import IOI_PROBES, PAPERS
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import unavailable
+from .tasks import last_position_metric
+
+
+def _reversed_logit_diff(logits: torch.Tensor, batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:
+    return -METRICS["logit_diff"].value(logits, batch, rows)
+
+
+IOI_LOGIT_DIFF_REVERSED = last_position_metric(
+    "ioi_logit_diff_reversed",
+    (
+        "logit(S) - logit(IO) on clean IOI prompts: negative name movers push this way, so removing them"
+        " should lower it (raise IO - S)."
+    ),
+    ioi_probe.PROBE_ID,
+    value=_reversed_logit_diff,
+    needs=("answer", "wrong"),
+)
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        result = ioi_result(loaded, seed)
-        return ModelScore(
-            -result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
-        )
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    result = ioi_result(loaded, seed)
+    return ModelScore(
+        -result.gated, result.n_prompts, {**result.info, "attn_min": ATTN_MIN, "probe": ioi_probe.PROBE_ID}
+    )
 
 
 HEAD_TYPE = register_head_type(
@@ -41,9 +56,10 @@ HEAD_TYPE = register_head_type(
             " logit(IO) - logit(S): minus the name-mover direct effect (logits)."
         ),
         papers=PAPERS,
-        stage="ICI",
         probe=None,
         threshold=0.2,
         model_score=model_score,
+        metric=IOI_LOGIT_DIFF_REVERSED,
+        probes=IOI_PROBES,
     )
 )

@@ -26,9 +26,10 @@ HEAD_TYPE = register_head_type(
             "A Mathematical Framework for Transformer Circuits",
             "In-context Learning and Induction Heads",
         ),
-        stage="ICI",
         probe=PROBE_ID,
         threshold=0.4,
+        metric="induction_loss",
+        upstream_role=True,
         score=score,
     )
 )

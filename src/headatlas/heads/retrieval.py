@@ -36,9 +36,9 @@ HEAD_TYPE = register_head_type(
             "Retrieval Head Mechanistically Explains Long-Context Factuality",
             "RazorAttention: Efficient KV Cache Compression Through Retrieval Heads",
         ),
-        stage="ICI",
         probe=PROBE_ID,
         threshold=0.1,
+        metric="needle_loss",
         score=score,
     )
 )

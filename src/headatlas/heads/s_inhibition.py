@@ -15,22 +15,17 @@ Threshold 0.1: removing the head's signal moves the name movers' IO:S attention 
 
 from __future__ import annotations
 
-from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ioi_result
-from .name_mover import PAPERS
+from .name_mover import IOI_LOGIT_DIFF, IOI_PROBES, PAPERS
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import unavailable
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        result = ioi_result(loaded, seed)
-        return ModelScore(result.s_inhibition, result.n_prompts, {**result.info, "probe": ioi_probe.PROBE_ID})
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    result = ioi_result(loaded, seed)
+    return ModelScore(result.s_inhibition, result.n_prompts, {**result.info, "probe": ioi_probe.PROBE_ID})
 
 
 HEAD_TYPE = register_head_type(
@@ -42,9 +37,10 @@ HEAD_TYPE = register_head_type(
             " from S to IO: drop in their IO-vs-S attention log-odds when its output is patched from ABC prompts."
         ),
         papers=PAPERS,
-        stage="LR",
         probe=None,
         threshold=0.1,
         model_score=model_score,
+        metric=IOI_LOGIT_DIFF,
+        probes=IOI_PROBES,
     )
 )

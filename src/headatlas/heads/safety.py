@@ -37,12 +37,13 @@ from typing import Any
 
 import torch
 
+from ..causal.metrics import METRICS
 from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
-from ..probes import ProbeSettings
+from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, encode, run_prefix, sweep_last, unavailable
+from .tasks import all_heads, capture_run, encode, last_position_metric, prompt_batch, run_prefix, sweep_last
 
 DEFAULT_PAIRS = 5
 
@@ -99,11 +100,50 @@ def kl_scores(
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        harmful, harmless, info = kl_scores(loaded)
-        return ModelScore(harmful - harmless, 2 * info["n_pairs"], info)
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    harmful, harmless, info = kl_scores(loaded)
+    return ModelScore(harmful - harmless, 2 * info["n_pairs"], info)
+
+
+SAFETY_PROBE = "safety_requests"
+
+
+def safety_batches(tokenizer: Any, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:
+    """Each request of the safety pairs as its own batch, ``sign`` +1 (harmful) or -1 (harmless); the
+    ``answer`` (the model's own reply token) is filled in by :func:`fit_reply_tokens`."""
+    batches = []
+    for pair in default_pairs()[:DEFAULT_PAIRS]:
+        for sign, request in zip((1.0, -1.0), pair, strict=True):
+            ids = torch.tensor([format_request(tokenizer, request)])
+            batch = prompt_batch(ids, torch.zeros(1, dtype=torch.long))
+            batch.extras["sign"] = torch.tensor([sign])
+            batches.append(batch)
+    return batches
+
+
+def fit_reply_tokens(loaded: LoadedModel, batches: list[ProbeBatch]) -> list[ProbeBatch]:
+    """Set each batch's ``answer`` to the model's top next token on the clean prompt."""
+    for batch in batches:
+        batch.extras["answer"] = capture_run(loaded, batch.input_ids)["logits"].argmax(-1).cpu()
+    return batches
+
+
+def _signed_logprob(logits: torch.Tensor, batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:
+    sign = batch.extras["sign"].to(logits.device)
+    return sign * METRICS["answer_logprob"].value(logits, batch, rows)
+
+
+SAFETY_REPLY_LOGPROB = last_position_metric(
+    "safety_reply_logprob",
+    (
+        "log P(the model's own clean first reply token) on harmful requests, minus the same on matched"
+        " harmless ones (per request, signed +1 / -1, averaged): safety heads should move the reply to"
+        " harmful requests more (Zhou et al. 2024). A one-token proxy, not a judged refusal rate."
+    ),
+    SAFETY_PROBE,
+    value=_signed_logprob,
+    needs=("answer", "sign"),
+    fit=fit_reply_tokens,
+)
 
 
 HEAD_TYPE = register_head_type(
@@ -115,9 +155,11 @@ HEAD_TYPE = register_head_type(
             " requests than on matched harmless ones: mean KL(harmful) - mean KL(harmless), nats (Ships)."
         ),
         papers=("On the Role of Attention Heads in Large Language Model Safety",),
-        stage="LR",
         probe=None,
         threshold=0.02,
         model_score=model_score,
+        metric=SAFETY_REPLY_LOGPROB,
+        probes={SAFETY_PROBE: safety_batches},
+        instruct_only=True,  # Ships et al. look for heads that make a chat model refuse
     )
 )

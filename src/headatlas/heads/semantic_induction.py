@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
+from ..errors import TaskUnavailable
 from ..models.loader import LoadedModel
-from ..probes import ProbeSettings, fv_tasks
+from ..probes import ProbeBatch, ProbeSettings, fv_tasks
 from ..probes.base import bos_id, generator
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import capture_run, direct_effects, encode, unavailable
+from .tasks import capture_run, direct_effects, encode, last_position_metric, prompt_batch
 
 TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     "country_capital": (
@@ -63,7 +63,7 @@ def build(
             ids = torch.tensor([[*pre, task.items[i][0], *post] for i in picks])
             out.append((ids, torch.tensor([task.items[i][1] for i in picks]), len(pre), tails))
     if not out:
-        raise InvalidSettingError(
+        raise TaskUnavailable(
             f"semantic induction needs relations with at least {MIN_PAIRS} space-prefixed single-token pairs;"
             " this tokenizer has none"
         )
@@ -96,11 +96,26 @@ def scores(loaded: LoadedModel, n_prompts: int = DEFAULT_PROMPTS, seed: int = 0)
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:
-    try:
-        score, count, info = scores(loaded, seed=seed)
-        return ModelScore(score, count, info)
-    except InvalidSettingError as error:  # too few single-token items for this tokenizer
-        return unavailable(loaded, error)
+    score, count, info = scores(loaded, seed=seed)
+    return ModelScore(score, count, info)
+
+
+RELATION_PROBE = "semantic_relations"
+
+
+def relation_batches(tokenizer: Any, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:
+    """Semantic-induction sentences, one batch per template (``answer`` = the tail)."""
+    return [prompt_batch(ids, tails) for ids, tails, _, _ in build(tokenizer, seed=seed)]
+
+
+RELATION_TAIL_LOGPROB = last_position_metric(
+    "relation_tail_logprob",
+    (
+        "log P(tail) where a relation's tail is due after its head word ('The opposite of the word hot is"
+        " the word' -> cold); semantic induction heads raise it (Ren et al. 2024)."
+    ),
+    RELATION_PROBE,
+)
 
 
 HEAD_TYPE = register_head_type(
@@ -112,9 +127,10 @@ HEAD_TYPE = register_head_type(
             " related to and raises the related word: attention to it, where the direct effect is positive."
         ),
         papers=("Identifying Semantic Induction Heads to Understand In-Context Learning",),
-        stage="ICI",
         probe=None,
         threshold=0.3,
         model_score=model_score,
+        metric=RELATION_TAIL_LOGPROB,
+        probes={RELATION_PROBE: relation_batches},
     )
 )

@@ -23,9 +23,9 @@ HEAD_TYPE = register_head_type(
         name="Attention sink / dormant head",
         definition="Puts its attention on the first token (BOS); mean A[i, 0] over rows i >= 1.",
         papers=("Active-Dormant Attention Heads: Mechanistically Demystifying Extreme-Token Phenomena in LLMs",),
-        stage="KR",
         probe=PROBE_ID,
         threshold=0.6,
+        metric="text_loss",
         score=score,
     )
 )

@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, TaskUnavailable
 from ..models.loader import LoadedModel
-from ..probes import ProbeSettings
+from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import encode, single_token
+from .tasks import encode, last_position_metric, prompt_batch, single_token
 from .weights import anatomy, ov_logits_by_layer
 
 _NUMBER_WORDS = (
@@ -99,7 +99,7 @@ def build_tasks(tokenizer: Any, tasks: dict[str, tuple[str, ...]] = TASKS) -> li
     n_pairs = sum(len(t.pairs) for t in built)
     if n_pairs < MIN_PAIRS:
         dropped = sum(t.dropped for t in built)
-        raise InvalidSettingError(
+        raise TaskUnavailable(
             f"successor: only {n_pairs} ordinal pairs are single tokens in this tokenizer "
             f"({dropped} of {sum(len(v) for v in tasks.values())} items dropped); need at least {MIN_PAIRS}"
         )
@@ -168,6 +168,24 @@ def score(loaded: LoadedModel, probes: ProbeSettings, seed: int) -> ModelScore:
     return ModelScore(score=fractions, n_samples=n_pairs, info=info)
 
 
+COUNTING_PROBE = "ordinal_counting"
+
+
+def counting_batches(tokenizer: Any, settings: ProbeSettings, seed: int) -> list[ProbeBatch]:
+    """Ordinal counting prompts, one batch per task (``answer`` = the next item); fixed, so ``seed`` is unused."""
+    return [prompt_batch(ids, answers) for ids, answers in counting_prompts(tokenizer)]
+
+
+SUCCESSOR_LOGPROB = last_position_metric(
+    "successor_logprob",
+    (
+        "log P(next item) after four items of a comma-separated ordinal list (' Monday, Tuesday, Wednesday,"
+        " Thursday,' -> ' Friday'; '1,2,3,4,' -> '5'); successor heads raise it (Gould et al. 2023)."
+    ),
+    COUNTING_PROBE,
+)
+
+
 HEAD_TYPE = register_head_type(
     HeadType(
         id="successor",
@@ -177,9 +195,10 @@ HEAD_TYPE = register_head_type(
             "whose successor ranks first among the task's tokens in the head's OV-circuit logits."
         ),
         papers=("Successor Heads: Recurring, Interpretable Attention Heads In The Wild",),
-        stage="LR",
         probe=None,
         threshold=0.5,
         model_score=score,
+        metric=SUCCESSOR_LOGPROB,
+        probes={COUNTING_PROBE: counting_batches},
     )
 )

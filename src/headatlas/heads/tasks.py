@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from ..causal.metrics import METRICS, FitFn, Metric, ValueFn
 from ..errors import InvalidSettingError, UnsupportedArchitectureError
 from ..lens import PatternTap, session
 from ..models.loader import LoadedModel
-from .registry import ModelScore
+from ..probes import ProbeBatch
 
 HeadRef = tuple[int, int]
 Reduce = Callable[[torch.Tensor], torch.Tensor]
@@ -290,14 +291,6 @@ def memoised(loaded: LoadedModel, key: Hashable, make: Callable[[], Any]) -> Any
     return slot[key]
 
 
-def unavailable(loaded: LoadedModel, error: InvalidSettingError) -> ModelScore:
-    """The census result of a task type whose dataset cannot be built for this tokenizer (too few single-token
-    items): no score for any head, and the reason in the scan's info. A whole scan does not fail because one
-    task does not fit a tokenizer; calling the type's own functions raises the error."""
-    nan = torch.full((loaded.facts.n_layers, loaded.facts.n_heads), float("nan"))
-    return ModelScore(nan, 0, {"unavailable": str(error)})
-
-
 def all_heads(n_layers: int, n_heads: int, below: int | None = None) -> list[HeadRef]:
     """Every head, layer-major; with ``below``, only heads of layers ``< below``."""
     top = n_layers if below is None else min(below, n_layers)
@@ -312,3 +305,33 @@ def single_token(tokenizer: Any, text: str) -> int | None:
 
 def encode(tokenizer: Any, text: str) -> list[int]:
     return [int(i) for i in tokenizer.encode(text, add_special_tokens=False)]
+
+
+# -- the causal metrics of task types -----------------------------------------------------------------
+def prompt_batch(ids: torch.Tensor, answer: torch.Tensor, wrong: torch.Tensor | None = None) -> ProbeBatch:
+    """Task prompts as a metric's probe batch, read at the last position (``answer``, optionally ``wrong``)."""
+    extras = {"answer": answer} if wrong is None else {"answer": answer, "wrong": wrong}
+    rows = torch.full((ids.shape[0], 1), ids.shape[1] - 1)
+    return ProbeBatch(input_ids=ids, attention_mask=torch.ones_like(ids), rows=rows, extras=extras)
+
+
+def last_position_metric(
+    name: str,
+    description: str,
+    probe: str,
+    value: ValueFn | None = None,
+    needs: tuple[str, ...] = ("answer",),
+    fit: FitFn | None = None,
+) -> Metric:
+    """A metric read at the last position of its probe's prompts, higher = the model does the task better
+    (default value: log P(answer))."""
+    return Metric(
+        name,
+        description,
+        probe,
+        higher_is_better=True,
+        rows=METRICS["logit_diff"].rows,
+        value=value if value is not None else METRICS["answer_logprob"].value,
+        needs=needs,
+        fit=fit,
+    )

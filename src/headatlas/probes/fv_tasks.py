@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, TaskUnavailable
 from .base import bos_id, generator
 
 N_SHOTS = 10
@@ -146,7 +146,7 @@ def build(
         out.append(TaskPrompts(name, torch.tensor(clean), torch.tensor(shuffled), torch.tensor(answers)))
     if not out:
         counts = ", ".join(f"{k}: {v['items']}" for k, v in info["tasks"].items())
-        raise InvalidSettingError(
+        raise TaskUnavailable(
             f"no function-vector task has {MIN_ITEMS} items that are one token in this tokenizer"
             f" (single-token items per task: {counts})"
         )

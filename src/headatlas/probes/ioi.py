@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, TaskUnavailable
 from .base import ProbeBatch, ProbeSettings, bos_id, generator
 
 PROBE_ID = "ioi"
@@ -80,7 +80,7 @@ def name_set(tokenizer: Any, names: tuple[str, ...] | None = None, minimum: int 
             best = candidate
     assert best is not None
     if len(best.names) < minimum:
-        raise InvalidSettingError(
+        raise TaskUnavailable(
             f"IOI needs at least {minimum} names that are one token in this tokenizer; {len(best.names)} of"
             f" {len(names)} are ({best.dropped} dropped as multi-token)"
         )

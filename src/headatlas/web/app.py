@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import HeadatlasError, StoreError
 from ..headmap import HeadMap, head_name
+from ..literature.schema import STAGES
 from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import default_db_path, transaction
 from . import catalogue, schemas, views
@@ -33,7 +34,6 @@ from .patterns import for_head, panel_examples, read_patterns_cached
 from .report import catalogue_papers, env, render_report, report_csp
 
 log = logging.getLogger(__name__)
-STAGES = ("KR", "ICI", "LR", "EP")
 MAX_ATLAS_HEADS = 60
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"

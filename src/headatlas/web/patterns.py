@@ -1,10 +1,7 @@
-"""Full attention patterns of every head on two short probe examples, for the report and the web app.
+"""A scan's stored attention patterns (``OUT/patterns.json``), read for the report and the web app.
 
-One natural-text window (``headatlas.probes.text``) and one repeated-random-token sequence ``[BOS, x, x]``
-(the induction probe of Olsson et al. 2022), each at most ~32 tokens, run once through the lens with a
-:class:`~headatlas.lens.PatternTap` on every row. Each head's causal pattern is stored as its lower
-triangle (row ``i`` holds weights on keys ``0..i``) rounded to 3 decimals: 270 heads × 2 × 528 numbers
-for SmolLM2, about 1.5 MB of JSON.
+The patterns are captured by the scan itself (:mod:`headatlas.capture`) and written by
+:func:`headatlas.publish.publish`; this module only reads and slices them.
 """
 
 from __future__ import annotations
@@ -12,110 +9,12 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import InvalidSettingError
-from ..headmap import head_name
+from ..headmap import PATTERNS_FILE, PATTERNS_FORMAT
 
-if TYPE_CHECKING:
-    from ..models.loader import LoadedModel
-
-FORMAT = "headatlas.patterns/1"
-FILENAME = "patterns.json"
-DIGITS = 3
-
-
-def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
-    """Each token as the text it stands for (``decode`` of the single id), else its vocabulary entry."""
-    out = []
-    for i in ids:
-        text: str | None = None
-        if hasattr(tokenizer, "decode"):
-            try:
-                text = tokenizer.decode([i])
-            except Exception:  # tokenizers differ in what they accept; fall back below
-                text = None
-        if text is None and hasattr(tokenizer, "convert_ids_to_tokens"):
-            text = str(tokenizer.convert_ids_to_tokens(i))
-        out.append(text if text is not None else f"<{i}>")
-    return out
-
-
-def probe_examples(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> list[dict[str, Any]]:
-    """The two probe examples: natural text (BOS + ``n_tokens - 1`` tokens) and [BOS, x, x] with |x| = (n-1)//2."""
-    import torch  # here, not at the top: `serve` reads stored patterns without torch
-
-    from ..probes.base import bos_id, generator
-    from ..probes.repeated import ordinary_token_ids
-    from ..probes.text import sentence_stream
-
-    if not 8 <= n_tokens <= 64:
-        raise InvalidSettingError(f"pattern examples must have 8 to 64 tokens, got {n_tokens}")
-    tok = loaded.tokenizer
-    bos = bos_id(tok)
-    text_ids = [bos, *sentence_stream(tok, generator(seed, salt=101), n_tokens - 1)[: n_tokens - 1]]
-    pool = ordinary_token_ids(tok)
-    half = (n_tokens - 1) // 2
-    x = pool[torch.randperm(len(pool), generator=generator(seed, salt=102))[:half]].tolist()
-    repeat_ids = [bos, *x, *x]
-    return [
-        {"id": "natural_text", "label": "natural text", "ids": text_ids},
-        {"id": "repeated_tokens", "label": f"repeated random tokens [BOS, x, x], |x| = {half}", "ids": repeat_ids},
-    ]
-
-
-def capture_patterns(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> dict[str, Any]:
-    """Every head's attention on each probe example, captured through the lens (no second hook)."""
-    import torch
-
-    from ..lens import PatternTap, session
-
-    facts = loaded.facts
-    examples = []
-    for example in probe_examples(loaded, seed, n_tokens):
-        ids = torch.tensor([example["ids"]], device=loaded.device)
-        length = ids.shape[1]
-        per_layer: dict[int, torch.Tensor] = {}
-
-        def keep(layer: int, probs: torch.Tensor, store: dict[int, torch.Tensor] = per_layer) -> None:
-            store[layer] = probs[0].detach().float().cpu()  # [H, T, T]
-
-        rows = torch.arange(length, device=loaded.device)[None, :]
-        with torch.no_grad(), session(taps=[PatternTap(rows, keep)]):
-            loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1)
-        heads: dict[str, list[list[float]]] = {}
-        for layer in range(facts.n_layers):
-            probs = per_layer[layer]
-            for head in range(facts.n_heads):
-                heads[head_name(layer, head)] = [
-                    [round(float(w), DIGITS) for w in probs[head, i, : i + 1].tolist()] for i in range(length)
-                ]
-        examples.append(
-            {
-                "id": example["id"],
-                "label": example["label"],
-                "token_ids": example["ids"],
-                "tokens": token_strings(loaded.tokenizer, example["ids"]),
-                "heads": heads,
-            }
-        )
-    return {
-        "format": FORMAT,
-        "model": facts.name,
-        "seed": seed,
-        "n_layers": facts.n_layers,
-        "n_heads": facts.n_heads,
-        "examples": examples,
-    }
-
-
-def write_patterns(patterns: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write ``OUT/patterns.json`` (compact, sorted keys: same patterns, same bytes)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / FILENAME
-    path.write_text(json.dumps(patterns, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
-    return path
+FORMAT = PATTERNS_FORMAT
+FILENAME = PATTERNS_FILE
 
 
 def read_patterns(out_dir: str | Path) -> dict[str, Any] | None:

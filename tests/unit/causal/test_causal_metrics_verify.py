@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from headatlas.causal import (
-    DEFAULT_METRIC,
     METRICS,
     VerifySettings,
     ablate,
     attribute,
     get_metric,
-    metric_for,
     patch,
     random_head_sets,
+    register_metric,
     spearman,
 )
 from headatlas.causal.api import prompt_batch
@@ -31,15 +30,23 @@ from headatlas.testing.tiny import tiny_llama
 CENSUS_TYPES = ("previous_token", "current_token", "sink", "duplicate_token", "induction", "local", "retrieval")
 
 
-def test_every_census_head_type_has_a_metric():
+def test_every_head_type_has_a_registered_metric():
     for type_id in CENSUS_TYPES:
-        assert type_id in head_types()
-        assert metric_for(type_id).name in METRICS
-    assert all(name in METRICS for name in DEFAULT_METRIC.values())
-    with pytest.raises(InvalidSettingError, match="has no causal metric"):
-        metric_for("no_such_type")
+        assert head_types()[type_id].causal_metric() is METRICS[head_types()[type_id].metric]  # type: ignore[index]
+    for head_type in head_types().values():
+        metric = head_type.causal_metric()
+        assert metric is not None and METRICS[metric.name] is metric
     with pytest.raises(InvalidSettingError, match="valid metrics are"):
         get_metric("accuracy")
+
+
+def test_a_metric_name_cannot_be_taken_twice():
+    text_loss = METRICS["text_loss"]
+    assert register_metric(text_loss) is text_loss  # the same metric again changes nothing
+    other = text_loss.__class__(**{**text_loss.__dict__, "description": "another text loss"})
+    with pytest.raises(InvalidSettingError, match="'text_loss' is already registered"):
+        register_metric(other)
+    assert METRICS["text_loss"] is text_loss
 
 
 def test_second_copy_rows_cover_the_predictable_part():
@@ -158,9 +165,9 @@ def test_types_without_a_metric_are_reported_not_guessed():
         for h in range(4)
     ]  # fmt: skip
     headmap = HeadMap(loaded.facts, rows, {"seed": 0}, {"mystery": {}})
-    verify_headmap(loaded, headmap, VerifySettings())
+    verify_headmap(loaded, headmap, VerifySettings(), metrics={"induction": METRICS["induction_loss"]})
     assert headmap.verification == {"mystery": {"status": "no_metric", "verified": None}}
     assert "attribution" not in headmap.csv_text().splitlines()[0]
     other = tiny_llama("gqa", layers=3)
     with pytest.raises(InvalidSettingError, match="not tiny-llama-gqa"):
-        verify_headmap(other, headmap)
+        verify_headmap(other, headmap, metrics={})

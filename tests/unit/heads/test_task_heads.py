@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from headatlas.errors import InvalidSettingError
+from headatlas.errors import InvalidSettingError, TaskUnavailable
 from headatlas.heads import get_head_type
 from headatlas.heads.function_vector import indirect_effects
 from headatlas.heads.ioi_circuit import run_ioi
@@ -34,7 +34,7 @@ def test_byte_tokenizer_keeps_only_single_character_names_and_counts_the_rest():
 
 
 def test_too_few_single_token_names_is_an_error_with_the_counts():
-    with pytest.raises(InvalidSettingError, match=r"at least 4 names .* 0 of \d+ are \(\d+ dropped as multi-token\)"):
+    with pytest.raises(TaskUnavailable, match=r"at least 4 names .* 0 of \d+ are \(\d+ dropped as multi-token\)"):
         ioi.name_set(ByteTokenizer(300))  # every default name is several bytes
     with pytest.raises(InvalidSettingError, match="3 of 4"):
         ioi.name_set(ByteTokenizer(300), ("A", "B", "C", "Dave"))
@@ -268,7 +268,7 @@ def test_fv_tasks_keep_single_token_items_and_drop_short_tasks_with_counts():
     assert info["tasks"]["uppercase"] == {"form": "bare", "items": 26, "dropped": 14}  # letters kept, words not
     assert info["tasks"]["next_item"]["items"] == 8 + 25  # digits 1-8 and letters a-y
     assert [t.task for t in data.tasks] == ["uppercase", "next_item"]
-    with pytest.raises(InvalidSettingError, match=r"no function-vector task has 12 items .* t: 2"):
+    with pytest.raises(TaskUnavailable, match=r"no function-vector task has 12 items .* t: 2"):
         fv_tasks.build(ByteTokenizer(300), 1, 0, {"t": (("a", "b"), ("c", "d"), ("long", "word"))})
 
 
@@ -319,7 +319,7 @@ def test_safety_kl_is_non_negative_deterministic_and_cancels_on_identical_reques
 
 # -- semantic induction -----------------------------------------------------------------------------------
 def test_semantic_induction_prompts_need_space_prefixed_single_token_pairs():
-    with pytest.raises(InvalidSettingError, match="semantic induction needs relations"):
+    with pytest.raises(TaskUnavailable, match="semantic induction needs relations"):
         semantic_build(ByteTokenizer(300))  # one-byte items only come bare
     groups = semantic_build(WordTokenizer(), n_prompts=3)
     assert len(groups) == 4
@@ -391,8 +391,9 @@ def test_a_metric_with_a_fit_step_reads_the_models_own_reply_token():
     assert counting.clean < 0 and counting.effect == pytest.approx(counting.clean - counting.ablated)
 
 
-def test_task_types_have_registered_metrics_with_their_probes():
-    from headatlas.causal.metrics import DEFAULT_METRIC, METRICS, metric_for
+def test_task_types_carry_their_metrics_and_probes():
+    from headatlas.causal.metrics import METRICS
+    from headatlas.heads import get_head_type
     from headatlas.probes import PROBES
 
     expected = {
@@ -405,7 +406,9 @@ def test_task_types_have_registered_metrics_with_their_probes():
         "safety": "safety_reply_logprob",
     }
     for type_id, name in expected.items():
-        assert DEFAULT_METRIC[type_id] == name and metric_for(type_id).probe in PROBES
+        metric = get_head_type(type_id).causal_metric()
+        assert metric is not None and metric.name == name and METRICS[name] is metric
+        assert PROBES[metric.probe] is get_head_type(type_id).probes[metric.probe]  # type: ignore[index]
     tok = WordTokenizer()
     batch = PROBES["ioi"](tok, None, 0)[0]
     logits = torch.randn(batch.input_ids.shape[0], 1, len(tok) + 10)

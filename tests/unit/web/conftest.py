@@ -10,12 +10,13 @@ from datetime import date
 
 import pytest
 
+from headatlas.capture import capture_patterns
 from headatlas.census import ScanSettings, run_census
 from headatlas.headmap import HeadMap
 from headatlas.probes import ProbeSettings
+from headatlas.publish import write_patterns
 from headatlas.store import connect, save_scan
 from headatlas.testing.planted import build_planted_model
-from headatlas.web.patterns import capture_patterns, write_patterns
 
 SMALL = ProbeSettings(n_repeat=2, repeat_len=8, n_text=2, text_len=16, needle_contexts=(256,), needle_per_context=1)
 # the census's first seven types (a fixed list, so other work on new types cannot move these tests)

@@ -138,7 +138,7 @@ def test_hostile_model_name_tokens_and_titles_are_escaped(hostile_headmap, hosti
 
 
 def test_cli_report_rebuilds_from_the_out_dir(tmp_path, tiny_headmap, tiny_patterns, capsys):
-    from headatlas.web.patterns import write_patterns
+    from headatlas.publish import write_patterns
 
     tiny_headmap.write(tmp_path)
     write_patterns(tiny_patterns, tmp_path)

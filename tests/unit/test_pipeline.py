@@ -1,0 +1,56 @@
+"""The one scan sequence: run_scan's typed result, and the API and CLI giving the same numbers through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from headatlas.causal.verify import VerifySettings
+from headatlas.errors import InvalidSettingError, UnknownHeadTypeError
+from headatlas.pipeline import ScanResult, run_scan, scan_settings
+from headatlas.probes import ProbeSettings
+from headatlas.testing.planted import build_planted_model
+
+SMALL = ProbeSettings(n_repeat=2, repeat_len=8, n_text=2, text_len=16, needle_contexts=(256,), needle_per_context=1)
+TYPES = ["previous_token", "induction", "name_mover"]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return build_planted_model()
+
+
+@pytest.fixture(scope="module")
+def result(planted) -> ScanResult:
+    return run_scan(planted, scan_settings(3, TYPES, SMALL), verify=True)
+
+
+def test_the_result_holds_head_map_patterns_and_verification(planted, result):
+    assert list(result.headmap.head_types) == TYPES
+    assert result.verified and result.verification is result.headmap.verification
+    assert result.verification["induction"]["status"] == "verified"  # the planted induction heads
+    assert result.verification["name_mover"]["status"] == "no_scores"  # IOI does not fit the toy tokenizer
+    assert result.ioi_roles is None
+    assert result.patterns is not None and result.patterns["seed"] == 3  # the scan's seed, handed on once
+    assert result.headmap.settings["seed"] == 3 and result.headmap.settings["verify"]["seed"] == 3
+
+
+def test_the_api_scan_is_the_pipelines_head_map(planted, result):
+    from headatlas import scan
+
+    headmap = scan(planted, head_types=TYPES, probes=SMALL, seed=3, verify=True)
+    assert headmap.json_text() == result.headmap.json_text()
+    assert {"to_pandas", "top", "matrix"} <= set(dir(headmap))
+
+
+def test_seed_and_settings_are_checked_before_any_model_loads():
+    with pytest.raises(UnknownHeadTypeError, match="valid head types"):
+        scan_settings(0, ["induction", "bogus"])
+    with pytest.raises(InvalidSettingError, match="non-negative"):
+        scan_settings(-1)
+    with pytest.raises(InvalidSettingError, match="verify=False"):
+        run_scan("no-such-model", verify_settings=VerifySettings())
+
+
+def test_patterns_can_be_skipped(planted):
+    plain = run_scan(planted, scan_settings(0, ["sink"], SMALL), patterns=False)
+    assert plain.patterns is None and not plain.verified and plain.verification == {}
