@@ -2,7 +2,8 @@
 
 On one machine with the pinned versions a scan is byte-for-byte deterministic. On another processor float32
 reductions follow that CPU's kernels (MKL / oneDNN dispatch differs), so the last printed digits of
-gradient- and reduction-heavy numbers move (measured: attribution 0.077620 vs 0.077623). Findings do not:
+gradient- and reduction-heavy numbers move (measured: attribution 0.182784 vs 0.182775, z-score -1.128800 vs
+-1.128885). Findings do not:
 members, verified flags, statuses, head names and every word of text must match exactly.
 
 A number ``a`` (rebuilt) matches ``b`` (published) when ``|a - b| <= max(ABS_TOL, REL_TOL * max(|a|, |b|),
@@ -21,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ABS_TOL = 1e-5
-REL_TOL = 1e-4
+# 5x the largest cross-processor differences measured (SmolLM2 atlas rebuilt on an AMD EPYC vs the build machine):
+# 9e-6 absolute (attribution), 7.5e-5 relative (a verification z-score); findings are compared exactly
+ABS_TOL = 5e-5
+REL_TOL = 5e-4
 
 # a decimal number not glued to letters on its left (so the 18 of "L18H6" is left to the text comparison)
 _NUMBER = re.compile(r"(?<![A-Za-z_\d.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
