@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidSettingError
+from ..fileio import write_atomic
 from .policy import KVPolicy
 
 TABLE = "full_attention_heads.tsv"
@@ -44,7 +45,7 @@ def export_duo(policy: KVPolicy, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(f"{g:.6f}" for g in row) for row in gate_table(policy)]
-    (out_dir / TABLE).write_text("\n".join(lines) + "\n")
+    write_atomic(out_dir / TABLE, "\n".join(lines) + "\n")
     config = {
         "sink_size": policy.sink,
         "recent_size": policy.recent,
@@ -55,7 +56,7 @@ def export_duo(policy: KVPolicy, out_dir: Path) -> Path:
         "context": policy.context,
         "model": policy.model.get("name"),
     }
-    (out_dir / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    write_atomic(out_dir / CONFIG, json.dumps(config, indent=1, sort_keys=True) + "\n")
     return out_dir
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ..errors import InvalidSettingError
+from ..fileio import write_atomic
 
 Rule = Literal["retrieval", "razor", "headkv"]
 RULES: tuple[str, ...] = get_args(Rule)
@@ -117,7 +118,8 @@ class KVPolicy:
         }
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+        """Write the policy JSON atomically (an exclusive temporary file, then a rename)."""
+        write_atomic(path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> KVPolicy:
