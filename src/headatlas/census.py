@@ -86,7 +86,10 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     probe_info: dict[str, dict[str, Any]] = {}
     for probe_id, types in by_probe.items():
         batches = PROBES[probe_id](loaded.tokenizer, settings.probes, settings.seed)
-        _check_context(loaded, probe_id, batches)
+        batches, window_note = _fit_context(loaded, probe_id, batches, settings.probes)
+        if not batches:  # nothing of this probe fits the model: its types are reported without scores
+            probe_info[probe_id] = {"n_samples": 0, "unavailable": window_note, "head_types": [t.id for t in types]}
+            continue
         tokens, accuracy = 0, {"correct": 0, "total": 0}
         for done, batch in enumerate(batches, start=1):
             batch_on = batch.to(loaded.device)
@@ -105,6 +108,8 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
             "model_top1_accuracy": round(accuracy["correct"] / max(accuracy["total"], 1), 6),
             "head_types": [t.id for t in types],
         }
+        if window_note:
+            probe_info[probe_id]["window"] = window_note
 
     # Types scored from the model itself (weights-only, or their own passes): no shared forward pass.
     direct: dict[str, ModelScore] = {}
@@ -126,6 +131,10 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
             mean = direct[head_type.id].score.double().cpu()
             count = torch.where(mean.isnan(), 0, direct[head_type.id].n_samples)
             spread = None  # a weights-only score has no sampling spread to report
+        elif not per_sample[head_type.id]:  # its probe did not fit the model's context window
+            mean = torch.full((n_layers, n_heads), float("nan"), dtype=torch.float64)
+            count = torch.zeros((n_layers, n_heads), dtype=torch.long)
+            spread = None
         else:
             stacked = torch.cat(per_sample[head_type.id]).double()  # [S, L, H]
             count = (~stacked.isnan()).sum(0)
@@ -170,13 +179,26 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     return HeadMap(loaded.facts, rows, scan_settings, head_type_info, probe_info)
 
 
-def _check_context(loaded: LoadedModel, probe_id: str, batches: list[ProbeBatch]) -> None:
+def _fit_context(
+    loaded: LoadedModel, probe_id: str, batches: list[ProbeBatch], probes: ProbeSettings
+) -> tuple[list[ProbeBatch], str | None]:
+    """The probe's batches that fit the model's context window, and a note on what was left out (None: all fit).
+
+    Needle contexts a user chose (``fit_to_window=False``) must all fit: a longer one is an error, not a quiet
+    change of the experiment."""
     limit = loaded.facts.max_positions
     longest = max(int(b.input_ids.shape[1]) for b in batches)
-    if limit is not None and longest > limit:
+    if limit is None or longest <= limit:
+        return batches, None
+    if probe_id == "needle" and not probes.fit_to_window:
         raise InvalidSettingError(
             f"probe {probe_id!r} needs {longest} tokens but {loaded.facts.name} has a context window of {limit}"
         )
+    kept = [b for b in batches if int(b.input_ids.shape[1]) <= limit]
+    dropped = len(batches) - len(kept)
+    if not kept:
+        return [], f"every {probe_id} sample exceeds the model's context window of {limit} tokens"
+    return kept, f"{dropped} of {len(batches)} {probe_id} samples exceed the {limit}-token context window: left out"
 
 
 def _version_of(package: str) -> str:

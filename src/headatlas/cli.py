@@ -91,6 +91,7 @@ def scan(
     if needle_contexts is not None:
         try:
             probe_kwargs["needle_contexts"] = tuple(int(c) for c in needle_contexts.split(","))
+            probe_kwargs["fit_to_window"] = False  # contexts the user chose must fit the model
         except ValueError:
             raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
     settings = scan_settings(seed, _parse_types(types) or None, ProbeSettings(**probe_kwargs))  # before the slow load

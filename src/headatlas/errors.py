@@ -47,6 +47,11 @@ class TaskUnavailable(InvalidSettingError):
     """
 
 
+class ArchitectureUnavailable(TaskUnavailable, UnsupportedArchitectureError):
+    """A head type's scorer does not handle this architecture (e.g. weights-only scores on GPT-2's fused
+    ``c_attn``): that type is reported unavailable, with the reason, and the rest of the scan goes on."""
+
+
 class CatalogueError(HeadatlasError, ValueError):
     """A paper entry, contribution form or catalogue import file is malformed; the message names the field."""
 

@@ -81,11 +81,33 @@ def test_selected_types_only_and_duplicates_refused():
         run_census(loaded, ScanSettings(head_types=("sink", "sink"), probes=SMALL))
 
 
-def test_probe_longer_than_context_window_is_refused():
-    loaded = tiny_llama("gqa")
-    loaded.facts = type(loaded.facts)(**{**loaded.facts.__dict__, "max_positions": 128})
+def _window(loaded, limit: int):
+    loaded.facts = type(loaded.facts)(**{**loaded.facts.__dict__, "max_positions": limit})
+    return loaded
+
+
+def test_explicit_needle_contexts_longer_than_the_window_are_refused():
+    probes = ProbeSettings(**{**SMALL.__dict__, "fit_to_window": False})
     with pytest.raises(InvalidSettingError, match="context window of 128"):
-        run_census(loaded, ScanSettings(head_types=("retrieval",), probes=SMALL))
+        run_census(_window(tiny_llama("gqa"), 128), ScanSettings(head_types=("retrieval",), probes=probes))
+
+
+def test_default_needle_contexts_adapt_to_the_window_and_say_so():
+    """GPT-2 (1,024) and Pythia (2,048) windows: the contexts that fit are scanned, the others named as left out."""
+    probes = ProbeSettings(**{**SMALL.__dict__, "needle_contexts": (256, 384)})
+    headmap = run_census(_window(tiny_llama("gqa"), 300), ScanSettings(head_types=("retrieval",), probes=probes))
+    assert headmap.probes["needle"]["n_samples"] == 2  # the two 256-token samples; the 384-token ones are left out
+    assert "2 of 4 needle samples exceed the 300-token context window" in headmap.probes["needle"]["window"]
+    assert all(r["score"] is not None for r in headmap.rows)
+
+
+def test_a_probe_that_fits_nowhere_leaves_its_types_unscored_and_the_scan_goes_on():
+    headmap = run_census(
+        _window(tiny_llama("gqa"), 128), ScanSettings(head_types=("retrieval", "previous_token"), probes=SMALL)
+    )
+    assert "exceeds the model's context window of 128" in headmap.probes["needle"]["unavailable"]
+    assert headmap.members("retrieval") == [] and not headmap.top("retrieval", 1)
+    assert headmap.top("previous_token", 1)  # the other type is scored as usual
 
 
 def test_same_machine_same_versions_give_the_same_bytes_with_verification(tmp_path):

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError, UnsupportedArchitectureError
+from ..errors import ArchitectureUnavailable, InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import text
 from ..probes.base import generator
@@ -75,7 +75,7 @@ def anatomy(loaded: LoadedModel) -> Anatomy:
     arch = facts.architecture
     supported = ", ".join(sorted(SUPPORTED))
     if arch not in SUPPORTED:
-        raise UnsupportedArchitectureError(
+        raise ArchitectureUnavailable(
             f"weights-only head scores do not support architecture {arch!r} (supported: {supported})"
         )
     model = loaded.model
@@ -83,16 +83,14 @@ def anatomy(loaded: LoadedModel) -> Anatomy:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     embed, layers, final_norm = (getattr(inner, name, None) for name in ("embed_tokens", "layers", "norm"))
     if embed is None or layers is None or final_norm is None or head is None:
-        raise UnsupportedArchitectureError(
+        raise ArchitectureUnavailable(
             f"weights-only head scores need embed_tokens, layers, norm and an output embedding; "
             f"{type(model).__name__} ({arch!r}) lacks one"
         )
     if getattr(head, "bias", None) is not None:
-        raise UnsupportedArchitectureError(f"weights-only head scores do not support an unembedding bias ({arch!r})")
+        raise ArchitectureUnavailable(f"weights-only head scores do not support an unembedding bias ({arch!r})")
     if facts.n_heads % facts.n_kv_heads:
-        raise UnsupportedArchitectureError(
-            f"{facts.n_heads} query heads do not divide over {facts.n_kv_heads} KV heads"
-        )
+        raise ArchitectureUnavailable(f"{facts.n_heads} query heads do not divide over {facts.n_kv_heads} KV heads")
     return Anatomy(
         embed=embed,
         layers=layers,
@@ -157,7 +155,7 @@ def norm_gain(norm: torch.nn.Module, d_model: int, dtype: torch.dtype, device: t
     out = norm(torch.eye(d_model, dtype=dtype, device=device)).float()
     gain = out.diagonal()
     if float((out - torch.diag(gain)).abs().max()) > 1e-6 * float(gain.abs().max()):
-        raise UnsupportedArchitectureError(f"{type(norm).__name__} is not a per-channel norm")
+        raise ArchitectureUnavailable(f"{type(norm).__name__} is not a per-channel norm")
     return gain / gain.abs().max().clamp(min=1e-30)
 
 

@@ -51,6 +51,9 @@ class ProbeSettings:
     needle_contexts: tuple[int, ...] = (1024, 2048, 4096, 8192)
     needle_per_context: int = 2
     batch_size: int = 8
+    # the default contexts adapt to the model (those that exceed its window are left out, and the scan says so);
+    # contexts a user asked for explicitly (``--needle-contexts``) must fit, or the scan stops with an error
+    fit_to_window: bool = True
 
     def __post_init__(self) -> None:
         for name in ("repeat_len", "n_repeat", "text_len", "n_text", "needle_per_context", "batch_size"):
