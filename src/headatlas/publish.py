@@ -17,8 +17,6 @@ from .capture import patterns_text
 from .headmap import PATTERNS_FILE, HeadMap, prepare_out_dir, write_atomic
 from .pipeline import ScanResult
 
-REPORT_FILE = "report.html"
-
 
 @dataclass(frozen=True)
 class Published:
@@ -45,13 +43,11 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     catalogue (the shipped one without a store). Without captured patterns no ``patterns.json`` is written,
     and an earlier one in ``out_dir`` is removed so the report and files stay of one scan.
     """
-    from .web.report import catalogue_papers, render_report
+    from .web.report import catalogue_papers, write_report
 
     out = prepare_out_dir(out_dir)
     headmap: HeadMap = result.headmap
-    csv_path, json_path, report_path = out / "headmap.csv", out / "headmap.json", out / REPORT_FILE
-    write_atomic(csv_path, headmap.csv_text())
-    write_atomic(json_path, headmap.json_text())
+    csv_path, json_path = headmap.write(out)
     patterns_path: Path | None = out / PATTERNS_FILE
     stored_patterns = None
     if result.patterns is not None:
@@ -61,7 +57,7 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     else:
         (out / PATTERNS_FILE).unlink(missing_ok=True)
         patterns_path = None
-    write_atomic(report_path, render_report(headmap, stored_patterns, catalogue_papers(store, headmap)))
+    report_path = write_report(headmap, out, stored_patterns, catalogue_papers(store, headmap))
     scan_id = None
     if store is not None:
         from .store import save_scan
