@@ -28,7 +28,7 @@ from ..errors import HeadatlasError, StoreError
 from ..headmap import HeadMap, head_name
 from ..literature.schema import STAGES
 from ..store import connect, heads_of_type, list_scans, load_scan
-from ..store.db import default_db_path, transaction
+from ..store.db import SQLITE_MAX_INT, default_db_path, transaction
 from . import catalogue, schemas, views
 from .patterns import for_head, panel_examples, read_patterns_cached
 from .report import catalogue_papers, env, render_report, report_csp
@@ -51,12 +51,16 @@ SCAN_FILES = {
 """What a scan page offers for download: the head map from the store, the patterns from its output directory,
 and its report rendered from both."""
 GZIP_MIN_BYTES = 1024
-MAX_ID = 2**63 - 1
-"""SQLite's largest integer: a larger scan id names nothing (and would overflow the driver)."""
 
 
 def _no_such_scan(scan_id: int) -> HTTPException:
     return HTTPException(404, f"no scan with id {scan_id}")
+
+
+def _check_scan_id(scan_id: int) -> None:
+    """404 for an id outside SQLite's integer range: it names nothing (and would overflow the driver)."""
+    if not 0 <= scan_id <= SQLITE_MAX_INT:
+        raise _no_such_scan(scan_id)
 
 
 class _ScanCache:
@@ -70,8 +74,7 @@ class _ScanCache:
         self.lock = threading.Lock()
 
     def get(self, conn: sqlite3.Connection, scan_id: int) -> tuple[HeadMap, dict[str, Any]]:
-        if not 0 <= scan_id <= MAX_ID:
-            raise _no_such_scan(scan_id)
+        _check_scan_id(scan_id)
         row = conn.execute(
             "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
             " FROM scans WHERE id = ?",
@@ -480,8 +483,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
     def _delete(scan_id: int) -> None:
         if not curate:
             raise HTTPException(403, "read-only: start the server with --curate to change the store")
-        if not 0 <= scan_id <= MAX_ID:
-            raise _no_such_scan(scan_id)
+        _check_scan_id(scan_id)
         with db(write=True) as conn:
             if conn.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
                 raise _no_such_scan(scan_id)
