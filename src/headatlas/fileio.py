@@ -24,6 +24,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a normal file's mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -34,6 +35,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             os.unlink(tmp_name)
         raise
     return target
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def loads_json(data: str | bytes) -> Any:
