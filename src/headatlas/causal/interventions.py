@@ -1,8 +1,16 @@
-"""Interventions on heads through the lens: zero, mean and resample ablation, activation patching.
+"""The one intervention engine: head ablation and patching through the lens, many settings per pass.
 
-All act on a head's output before ``o_proj`` (``[B, T, H, D]`` per layer, already one slice per
-*query* head, so GQA/MQA models need nothing special). Many head sets are evaluated in one forward
-pass: the batch is repeated once per set ("setting") and each copy ablates its own heads.
+Every intervention acts on a head's output before ``o_proj`` (``[B, T, H, D]`` per layer, already one
+slice per *query* head, so GQA/MQA models need nothing special). A *setting* is a set of heads to
+replace (``masks[s]``, ``[L, H]``); many settings are evaluated in one forward pass: the batch is
+repeated once per setting ("copy") and one lens hook (:func:`masked_hook`) replaces, in copy ``s``, the
+heads of ``masks[s]`` by a :class:`Replacement`'s values. Two runners share that hook:
+
+* :func:`run_settings` runs whole prompts and reads a causal metric (the causal commands,
+  verification);
+* :func:`sweep_last` steps from a cached prefix (:func:`run_prefix`): under causal attention an
+  intervention at position p cannot reach earlier positions, so the prompt up to p runs once and each
+  setting only re-runs the tokens from p on (the task head types: one setting per head).
 
 Replacement values:
 
@@ -16,25 +24,30 @@ Replacement values:
   (Chan et al. 2022, causal scrubbing).
 * patching: a resample whose source is a second input aligned sample by sample (clean -> corrupt
   or corrupt -> clean).
+* a step's values (:class:`StepReplacement`): given outputs at the step's first position only.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import InvalidSettingError
-from ..lens import OutputHook, session
+from ..lens import OutputHook, PatternTap, session
 from ..models.facts import ModelFacts
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
 from .metrics import Metric, check_fits
 
 HeadRef = tuple[int, int]
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+"""``logits [S, B, V] at the last position -> [S, B, ...]``: what a sweep keeps of each setting."""
 METHODS = ("zero", "mean", "resample")
 _NAME = re.compile(r"^L(\d+)H(\d+)$", re.IGNORECASE)
 
@@ -130,6 +143,25 @@ class SourceReplacement(Replacement):
         return picked.repeat(copies, 1, 1, 1)
 
 
+@dataclass
+class StepReplacement(Replacement):
+    """Values for a step from a cached prefix: at the step's first position the head outputs
+    ``source(layer)`` (``[B, H, D]``, or ``[H, D]`` for every prompt alike; ``None``: unchanged); the
+    step's later positions keep their own output."""
+
+    source: Callable[[int], torch.Tensor | None]
+
+    def values(self, layer: int, out: torch.Tensor, copies: int) -> torch.Tensor:
+        given = self.source(layer)
+        if given is None:
+            return out
+        given = given.to(device=out.device, dtype=out.dtype)
+        given = given[None] if given.dim() == 2 else given
+        new = out.clone()
+        new[:, 0] = given.expand(out.shape[0] // copies, -1, -1).repeat(copies, 1, 1)
+        return new
+
+
 # -- running ----------------------------------------------------------------------------------------
 def logits_at_rows(loaded: LoadedModel, batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:
     """Forward ``batch`` (inside whatever lens session is active) and return logits at ``rows``: ``[B, R, V]``."""
@@ -172,6 +204,22 @@ def masked_hook(masks: torch.Tensor, replacement: Replacement, batch_size: int) 
     return hook
 
 
+def passes(n_settings: int, batch: int, max_rows: int) -> Iterator[slice]:
+    """Settings in groups of ``max(1, max_rows // batch)``: what one forward pass evaluates together."""
+    per_pass = max(1, max_rows // batch)
+    for start in range(0, n_settings, per_pass):
+        yield slice(start, min(start + per_pass, n_settings))
+
+
+def settings_masks(settings: Sequence[HeadRef | None], facts: ModelFacts) -> torch.Tensor:
+    """One mask per setting, ``[S, L, H]``: the one head ``settings[s]``, or none for ``None``."""
+    masks = torch.zeros(len(settings), facts.n_layers, facts.n_heads, dtype=torch.bool)
+    for s, ref in enumerate(settings):
+        if ref is not None:
+            masks[s, ref[0], ref[1]] = True
+    return masks
+
+
 def run_settings(
     loaded: LoadedModel,
     batches: Sequence[ProbeBatch],
@@ -192,13 +240,12 @@ def run_settings(
         check_fits(metric, batch)
         batch = batch.to(loaded.device)
         size = batch.input_ids.shape[0]
-        per_pass = max(1, max_batch // size)
-        for start in range(0, n_settings, per_pass):
-            chunk = masks[start : start + per_pass]
+        for part in passes(n_settings, size, max_batch):
+            chunk = masks[part]
             hooks = [] if replacement is None else [masked_hook(chunk, replacement, size)]
             with torch.no_grad(), session(hooks=hooks):
                 values = metric_values(loaded, repeat_batch(batch, len(chunk)), metric)
-            total[start : start + len(chunk)] += values.double().reshape(len(chunk), size).sum(1).cpu()
+            total[part] += values.double().reshape(len(chunk), size).sum(1).cpu()
         count += size
     return total / max(count, 1)
 
@@ -286,3 +333,91 @@ def run_sets(
             raise InvalidSettingError("resample ablation needs batches of one size")
         replacement = resample_for(replacement, sizes.pop())
     return run_settings(loaded, batches, metric, masks, replacement, max_batch=max_batch)
+
+
+# -- steps from a cached prefix -------------------------------------------------------------------------
+@dataclass
+class Prefix:
+    """A batch of equal-length prompts run up to (not including) one position, with its KV cache."""
+
+    cache: Any
+    rest: torch.Tensor  # [B, k] the tokens from that position to the end (k = 1: the last token)
+    length: int  # full prompt length T
+    batch: int
+
+
+def cache_keyword(model: Any) -> str:
+    """The KV-cache keyword of this transformers release: ``cache`` (5.24 on) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+@torch.no_grad()
+def run_prefix(loaded: LoadedModel, ids: torch.Tensor, position: int = -1) -> Prefix:
+    """Run ``ids[:, :position]`` once and keep its KV cache (no intervention); default: all but the last token."""
+    position = position % ids.shape[1] if position < 0 else position
+    if not 0 < position < ids.shape[1]:
+        raise InvalidSettingError(f"a task prompt needs tokens before and at position {position}")
+    ids = ids.to(loaded.device)
+    out = loaded.model(input_ids=ids[:, :position], use_cache=True, logits_to_keep=1)
+    return Prefix(
+        cache=getattr(out, cache_keyword(loaded.model)),
+        rest=ids[:, position:],
+        length=int(ids.shape[1]),
+        batch=int(ids.shape[0]),
+    )
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the attention a sweep needs has been read."""
+
+
+@torch.no_grad()
+def sweep_last(
+    loaded: LoadedModel,
+    prefix: Prefix,
+    heads: Sequence[HeadRef | None],
+    values: Callable[[int], torch.Tensor | None],
+    reduce: Reduce | None,
+    *,
+    tap_layers: frozenset[int] | None = None,
+    on_probs: Callable[[int, int, torch.Tensor], None] | None = None,
+    max_rows: int = 512,
+) -> torch.Tensor:
+    """For each setting (a head, or ``None`` for no intervention), replace that head's output at the prefix's
+    position (the last one unless :func:`run_prefix` was given another) by ``values(layer)`` ([B, H, D]) and
+    step the rest of the prompt from the cache: ``reduce`` of the last position's logits, stacked ``[S, B, ...]``.
+
+    With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the patched
+    position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
+    only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
+    unembedding) and the result is empty. Each pass holds a copy of the prefix cache per setting it runs:
+    ``max_rows`` bounds settings x prompts per pass.
+    """
+    masks = settings_masks(heads, loaded.facts)
+    replacement = StepReplacement(values)
+    kept: list[torch.Tensor] = []
+    for part in passes(len(heads), prefix.batch, max_rows):
+        copies = part.stop - part.start
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_select_indices(torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies))
+        hooks = [masked_hook(masks[part], replacement, prefix.batch)]
+        taps = []
+        if tap_layers is not None and on_probs is not None:
+            rows = torch.zeros(copies * prefix.batch, 1, dtype=torch.long, device=prefix.rest.device)
+
+            def callback(layer: int, probs: torch.Tensor, start: int = part.start) -> None:
+                assert on_probs is not None and tap_layers is not None
+                on_probs(start, layer, probs)
+                if reduce is None and layer == max(tap_layers):
+                    raise _Stop
+
+            taps = [PatternTap(rows, callback, layers=tap_layers)]
+        try:
+            with session(taps=taps, hooks=hooks):
+                step = {"input_ids": prefix.rest.repeat(copies, 1), cache_keyword(loaded.model): cache}
+                out = loaded.model(**step, use_cache=True, logits_to_keep=1)
+        except _Stop:
+            continue
+        if reduce is not None:
+            kept.append(reduce(out.logits[:, -1].float().reshape(copies, prefix.batch, -1)))
+    return torch.cat(kept) if kept else torch.zeros(0)

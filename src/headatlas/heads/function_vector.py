@@ -6,7 +6,7 @@ prompts) the head's mean output at the last position over clean prompts is patch
 position only, into prompts whose demonstration labels are shuffled. The head's causal indirect effect
 is ``P(answer | patched) - P(answer | shuffled)``; the score averages it over the shuffled prompts of
 every task. One forward per head is avoided by running each shuffled prompt's prefix once and stepping
-the last token for all heads together (:func:`headatlas.heads.tasks.sweep_last`); the score is exact,
+the last token for all heads together (:func:`headatlas.causal.interventions.sweep_last`); the score is exact,
 not an attribution estimate.
 
 Threshold 0.01: patching the head's mean output alone restores at least one percentage point of the
@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
+from ..causal.interventions import run_prefix, sweep_last
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings, fv_tasks
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, last_position_metric, prompt_batch, run_prefix, sweep_last
+from .tasks import all_heads, capture_run, last_position_metric, prompt_batch
 
 
 def indirect_effects(

@@ -47,9 +47,10 @@ from typing import Any
 
 import torch
 
+from ..causal.interventions import HeadRef, run_prefix, sweep_last
 from ..models.loader import LoadedModel
 from ..probes import ioi as ioi_probe
-from .tasks import HeadRef, all_heads, capture_run, direct_effects, memoised, run_prefix, sweep_last
+from .tasks import all_heads, capture_run, direct_effects, memoised
 
 N_RECEIVERS = 3
 """Name movers whose queries S-inhibition is measured on: the strongest by direct effect."""

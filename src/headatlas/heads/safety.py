@@ -13,7 +13,7 @@ harmless) and ``KL(clean || ablated)`` of the next-token distribution is measure
 Score (nats) = mean KL on the harmful requests - mean KL on the harmless ones. The difference, not the
 ratio: a head that matters for every reply has a large KL on both and cancels out, and a ratio blows up
 on heads whose harmless KL is near zero. Ablating only the last position keeps the cost to one token
-step per head (:func:`headatlas.heads.tasks.sweep_last`); it measures what the head reads at the point
+step per head (:func:`headatlas.causal.interventions.sweep_last`); it measures what the head reads at the point
 where the reply is decided, which is where Ships' safety heads act.
 
 Threshold 0.02 nats: the head moves the reply distribution on harmful requests clearly more than on
@@ -37,13 +37,14 @@ from typing import Any
 
 import torch
 
+from ..causal.interventions import run_prefix, sweep_last
 from ..causal.metrics import METRICS
 from ..errors import InvalidSettingError
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
-from .tasks import all_heads, capture_run, encode, last_position_metric, prompt_batch, run_prefix, sweep_last
+from .tasks import all_heads, capture_run, encode, last_position_metric, prompt_batch
 
 DEFAULT_PAIRS = 5
 

@@ -1,158 +1,24 @@
-"""Shared machinery of the task-defined head types (IOI, function vectors, safety, semantic induction).
+"""Shared pieces of the task-defined head types (IOI, function vectors, safety, semantic induction):
+captures of a clean run, direct logit effects, task prompts as metric batches, a per-model memo.
 
-These types measure a causal effect per head, which naively costs one forward pass per head. All of
-them intervene at the *last* position only (where the answer is predicted), and under causal attention
-a change at the last position cannot reach any earlier position. So the prompt minus its last token is
-run once with a KV cache, and every head's intervention is then a one-token step from that cache; the
-steps of many heads run together as one batch ("settings": copy ``s`` of the batch intervenes on head
-``heads[s]``). Interventions go through the lens hooks, like every other intervention in headatlas.
-The same holds for an intervention at any one position p: the cache then ends before p and the step
-re-runs the prompt from p on (the IOI roles patch at S2 and at the token after S1 this way).
+Their per-head interventions run on the one intervention engine, :mod:`headatlas.causal.interventions`
+(a cached prefix and a one-step sweep of many head settings: :func:`~headatlas.causal.interventions.sweep_last`).
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
 import weakref
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
 
+from ..causal.interventions import HeadRef
 from ..causal.metrics import METRICS, FitFn, Metric, ValueFn
-from ..errors import InvalidSettingError, UnsupportedArchitectureError
+from ..errors import UnsupportedArchitectureError
 from ..lens import PatternTap, session
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
-
-HeadRef = tuple[int, int]
-Reduce = Callable[[torch.Tensor], torch.Tensor]
-"""``logits [S, B, V] at the last position -> [S, B, ...]``: what a sweep keeps of each setting."""
-
-
-@dataclass
-class Prefix:
-    """A batch of equal-length prompts run up to (not including) one position, with its KV cache."""
-
-    cache: Any
-    rest: torch.Tensor  # [B, k] the tokens from that position to the end (k = 1: the last token)
-    length: int  # full prompt length T
-    batch: int
-
-
-def equal_length(ids: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Stack token lists that must all have one length (the task builders guarantee it)."""
-    lengths = {len(s) for s in ids}
-    if len(lengths) != 1:
-        raise InvalidSettingError(f"prompts of one group must have one token length, got {sorted(lengths)}")
-    return torch.tensor([list(s) for s in ids], dtype=torch.long)
-
-
-def cache_keyword(model: Any) -> str:
-    """The KV-cache keyword of this transformers release: ``cache`` (5.24 on) or ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-@torch.no_grad()
-def run_prefix(loaded: LoadedModel, ids: torch.Tensor, position: int = -1) -> Prefix:
-    """Run ``ids[:, :position]`` once and keep its KV cache (no intervention); default: all but the last token."""
-    position = position % ids.shape[1] if position < 0 else position
-    if not 0 < position < ids.shape[1]:
-        raise InvalidSettingError(f"a task prompt needs tokens before and at position {position}")
-    ids = ids.to(loaded.device)
-    out = loaded.model(input_ids=ids[:, :position], use_cache=True, logits_to_keep=1)
-    return Prefix(
-        cache=getattr(out, cache_keyword(loaded.model)),
-        rest=ids[:, position:],
-        length=int(ids.shape[1]),
-        batch=int(ids.shape[0]),
-    )
-
-
-def _settings_hook(
-    heads: Sequence[HeadRef | None], values: Callable[[int], torch.Tensor | None], batch: int
-) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
-    """Lens hook for a step from a prefix: in copy ``s`` replace head ``heads[s]``'s output at the step's first
-    position by ``values(layer)[:, head]``."""
-    by_layer: dict[int, list[tuple[int, int]]] = {}
-    for s, ref in enumerate(heads):
-        if ref is not None:
-            by_layer.setdefault(ref[0], []).append((s, ref[1]))
-
-    def hook(layer: int, out: torch.Tensor) -> torch.Tensor | None:
-        todo = by_layer.get(layer)
-        if not todo:
-            return None
-        source = values(layer)
-        if source is None:
-            return None
-        source = source.to(device=out.device, dtype=out.dtype)  # [B, H, D], or [H, D] for every prompt alike
-        if source.dim() == 2:
-            source = source[None]
-        new = out.clone()
-        for s, head in todo:
-            new[s * batch : (s + 1) * batch, 0, head] = source[:, head]
-        return new
-
-    return hook
-
-
-@torch.no_grad()
-def sweep_last(
-    loaded: LoadedModel,
-    prefix: Prefix,
-    heads: Sequence[HeadRef | None],
-    values: Callable[[int], torch.Tensor | None],
-    reduce: Reduce | None,
-    *,
-    tap_layers: frozenset[int] | None = None,
-    on_probs: Callable[[int, int, torch.Tensor], None] | None = None,
-    max_rows: int = 512,
-) -> torch.Tensor:
-    """For each setting (a head, or ``None`` for no intervention), replace that head's output at the prefix's
-    position (the last one unless :func:`run_prefix` was given another) by ``values(layer)`` ([B, H, D]) and
-    step the rest of the prompt from the cache: ``reduce`` of the last position's logits, stacked ``[S, B, ...]``.
-
-    With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the patched
-    position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
-    only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
-    unembedding) and the result is empty.
-    """
-    per_pass = max(1, max_rows // prefix.batch)
-    kept: list[torch.Tensor] = []
-    for start in range(0, len(heads), per_pass):
-        chunk = list(heads[start : start + per_pass])
-        copies = len(chunk)
-        cache = copy.deepcopy(prefix.cache)
-        index = torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies)
-        cache.batch_select_indices(index)
-        hooks = [_settings_hook(chunk, values, prefix.batch)]
-        taps = []
-        if tap_layers is not None and on_probs is not None:
-            rows = torch.zeros(copies * prefix.batch, 1, dtype=torch.long, device=prefix.rest.device)
-
-            def callback(layer: int, probs: torch.Tensor, start: int = start) -> None:
-                assert on_probs is not None and tap_layers is not None
-                on_probs(start, layer, probs)
-                if reduce is None and layer == max(tap_layers):
-                    raise _Stop
-
-            taps = [PatternTap(rows, callback, layers=tap_layers)]
-        try:
-            with session(taps=taps, hooks=hooks):
-                step = {"input_ids": prefix.rest.repeat(copies, 1), cache_keyword(loaded.model): cache}
-                out = loaded.model(**step, use_cache=True, logits_to_keep=1)
-        except _Stop:
-            continue
-        if reduce is not None:
-            kept.append(reduce(out.logits[:, -1].float().reshape(copies, prefix.batch, -1)))
-    return torch.cat(kept) if kept else torch.zeros(0)
-
-
-class _Stop(Exception):
-    """Ends a forward pass once the attention a sweep needs has been read."""
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
-"""Task-defined head types on tiny models: datasets (single-token filtering, counts, errors), the
-last-position sweep, direct effects, and IOI scores (shapes, finiteness, determinism)."""
+"""Task-defined head types on tiny models: datasets (single-token filtering, counts, errors), direct effects
+and IOI scores (shapes, finiteness, determinism)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from headatlas.heads.ioi_circuit import run_ioi
 from headatlas.heads.safety import default_pairs, format_request, kl_scores
 from headatlas.heads.semantic_induction import build as semantic_build
 from headatlas.heads.semantic_induction import scores as semantic_scores
-from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects, run_prefix, sweep_last
+from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects
 from headatlas.lens import session
 from headatlas.probes import fv_tasks, ioi
 from headatlas.testing.tiny import ByteTokenizer, tiny_gemma3, tiny_llama
@@ -101,55 +101,7 @@ def test_word_tokenizer_uses_space_prefixed_names_and_probe_batches_carry_answer
         assert bool((b.extras["answer"] != b.extras["wrong"]).all())
 
 
-# -- machinery --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("position", [-1, 4], ids=["last", "middle"])
-@pytest.mark.parametrize("make", [lambda: tiny_llama("gqa"), lambda: tiny_gemma3()], ids=["llama-gqa", "gemma3"])
-def test_sweep_from_a_cached_prefix_matches_full_forward_patching(make, position):
-    loaded = make()
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(2, 200, (3, 11), generator=gen)
-    n_heads, head_dim = loaded.facts.n_heads, loaded.facts.head_dim
-    source = torch.randn(loaded.facts.n_layers, 3, n_heads, head_dim, generator=gen)
-    settings = [None, (0, 1), (1, 3)]
-    prefix = run_prefix(loaded, ids, position)
-    swept = sweep_last(loaded, prefix, settings, source.__getitem__, lambda lg: lg)
-    assert swept.shape == (3, 3, loaded.facts.vocab_size)
-    clean = capture_run(loaded, ids)["logits"]
-    torch.testing.assert_close(swept[0], clean, atol=1e-4, rtol=1e-4)
-    for s, (layer, head) in enumerate(settings[1:], start=1):
-
-        def hook(at: int, out: torch.Tensor, layer: int = layer, head: int = head) -> torch.Tensor | None:
-            if at != layer:
-                return None
-            new = out.clone()
-            new[:, position, head] = source[layer][:, head]
-            return new
-
-        with torch.no_grad(), session(hooks=[hook]):
-            full = loaded.model(input_ids=ids).logits[:, -1]
-        torch.testing.assert_close(swept[s], full, atol=1e-4, rtol=1e-4)
-        if position == -1 or layer < loaded.facts.n_layers - 1:  # a last-layer head cannot reach a later position
-            assert float((swept[s] - swept[0]).abs().max()) > 1e-4  # the patch did something
-
-
-def test_attention_only_sweep_stops_early_and_reports_probs():
-    loaded = tiny_llama("full", layers=3)
-    ids = torch.randint(2, 200, (2, 9), generator=torch.Generator().manual_seed(1))
-    seen: list[tuple[int, int, tuple[int, ...]]] = []
-    out = sweep_last(
-        loaded,
-        run_prefix(loaded, ids),
-        [None, (0, 0), (0, 2)],
-        lambda layer: torch.zeros(2, 4, loaded.facts.head_dim),
-        None,
-        tap_layers=frozenset({1}),
-        on_probs=lambda start, layer, probs: seen.append((start, layer, tuple(probs.shape))),
-        max_rows=4,  # two settings per pass
-    )
-    assert out.numel() == 0
-    assert seen == [(0, 1, (4, 4, 1, 9)), (2, 1, (2, 4, 1, 9))]
-
-
+# -- direct effects ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [lambda: tiny_llama("mqa"), lambda: tiny_gemma3()], ids=["llama-mqa", "gemma3"])
 def test_direct_effects_read_the_head_through_the_frozen_final_norm(make):
     loaded = make()

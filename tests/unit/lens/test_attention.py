@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from headatlas.heads.tasks import cache_keyword
+from headatlas.causal.interventions import cache_keyword
 from headatlas.lens import LENS_NAME, PatternTap, is_installed, session
 from headatlas.testing.tiny import tiny_gemma3, tiny_llama
 
