@@ -227,26 +227,35 @@ def run_settings(
     masks: torch.Tensor,
     replacement: Replacement | None,
     max_batch: int = 16,
+    *,
+    per_sample: bool = False,
 ) -> torch.Tensor:
-    """``metric`` for every setting ``masks[s]`` (``[S, L, H]``), averaged over all samples of ``batches``: ``[S]``.
+    """``metric`` for every setting ``masks[s]`` (``[S, L, H]``), averaged over all samples of ``batches``: ``[S]``
+    (with ``per_sample``: each sample's value, ``[S, N]`` float64, samples in batch order).
 
     Settings are evaluated together, ``max_batch // B`` per forward pass. A setting with an empty
     mask is the unablated model.
     """
     n_settings = masks.shape[0]
     total = torch.zeros(n_settings, dtype=torch.float64)
+    samples: list[torch.Tensor] = []
     count = 0
     for batch in batches:
         check_fits(metric, batch)
         batch = batch.to(loaded.device)
         size = batch.input_ids.shape[0]
+        each = torch.zeros(n_settings, size, dtype=torch.float64)
         for part in passes(n_settings, size, max_batch):
             chunk = masks[part]
             hooks = [] if replacement is None else [masked_hook(chunk, replacement, size)]
             with torch.no_grad(), session(hooks=hooks):
                 values = metric_values(loaded, repeat_batch(batch, len(chunk)), metric)
-            total[part] += values.double().reshape(len(chunk), size).sum(1).cpu()
+            each[part] = values.double().reshape(len(chunk), size).cpu()
+            total[part] += each[part].sum(1)
+        samples.append(each)
         count += size
+    if per_sample:
+        return torch.cat(samples, 1) if samples else torch.zeros(n_settings, 0, dtype=torch.float64)
     return total / max(count, 1)
 
 
@@ -322,8 +331,11 @@ def run_sets(
     head_sets: Sequence[Sequence[HeadRef]],
     replacement: Replacement,
     max_batch: int = 16,
+    *,
+    per_sample: bool = False,
 ) -> torch.Tensor:
-    """``metric`` with each head set ablated (``[S]``); resample sources are bound per batch size."""
+    """``metric`` with each head set ablated (``[S]``, or ``[S, N]`` per sample); resample sources are bound
+    per batch size."""
     if not head_sets:
         return torch.zeros(0, dtype=torch.float64)
     masks = torch.stack([head_mask(s, loaded.facts) for s in head_sets])
@@ -332,7 +344,7 @@ def run_sets(
         if len(sizes) != 1:
             raise InvalidSettingError("resample ablation needs batches of one size")
         replacement = resample_for(replacement, sizes.pop())
-    return run_settings(loaded, batches, metric, masks, replacement, max_batch=max_batch)
+    return run_settings(loaded, batches, metric, masks, replacement, max_batch=max_batch, per_sample=per_sample)
 
 
 # -- steps from a cached prefix -------------------------------------------------------------------------

@@ -64,15 +64,21 @@ def test_verification_marks_planted_sets_verified_and_random_sets_not(planted, d
         assert headmap.members(type_id) == [f"L{h[0]}H{h[1]}" for h in PLANTED[type_id]]
         record = headmap.verification[type_id]
         assert record["verified"] is True and record["status"] == "verified"
-        assert record["p_value"] < 0.05 and len(record["random_effects"]) == 20
+        # the planted set beats every random set: the sequential test draws all 400 and p sits at its floor
+        assert record["n_random"] == 400 and not record["stopped_early"]
+        assert record["p_value"] == round(1 / 401, 6) and record["p_holm"] == round(2 / 401, 6)
+        assert record["n_tests"] == 2
         assert record["effect"] > 3.0 and record["random_max"] < 0.01
+        low, high = record["effect_ci"]
+        assert record["random_mean"] < low <= record["effect"] <= high
         assert all(s[0].startswith(f"L{PLANTED[type_id][0][0]}H") for s in record["random_sets"])  # same layer
     assert headmap.verification["induction"]["per_head"]["top_by_attribution"][0] == "L1H2"
 
     # random sets handed in as if they were members: not verified
     for heads in ([UNRELATED], [(1, 1), (1, 3)]):
         record = verify_set(planted, heads, "induction_loss", VERIFY)
-        assert record["verified"] is False and record["p_value"] > 0.05
+        assert record["verified"] is False and record["p_value"] > 0.05 and record["p_holm"] == record["p_value"]
+        assert record["stopped_early"] and record["n_random"] <= 100  # clearly not significant: few draws
 
     # files: attribution for every head, ablation_effect only where exact ablation ran (empty cell)
     rows = list(csv.DictReader(io.StringIO(headmap.csv_text())))
