@@ -23,11 +23,13 @@ def scan(
     progress: Progress | None = None,
     verify: bool = False,
     verify_settings: VerifySettings | None = None,
+    stability_seeds: list[int] | tuple[int, ...] = (),
 ) -> HeadMap:
     """Scan ``model`` (zoo alias, hub id, local directory, ``.gguf`` file, or a loaded model).
 
     ``verify=True`` adds causal verification (``headatlas.causal.verify``): per-head ``attribution`` and
-    ``ablation_effect`` and a ``verification`` record per head type. Returns the :class:`HeadMap` of
+    ``ablation_effect`` and a ``verification`` record per head type; ``stability_seeds`` reruns the census with
+    those seeds and adds a ``stability`` record per type (:mod:`headatlas.stability`). Returns the :class:`HeadMap` of
     :func:`headatlas.pipeline.run_scan` (without the attention patterns, which only the report needs; use
     ``run_scan`` and ``headatlas.publish.publish`` for those and for writing files); nothing is written or stored.
     """
@@ -42,6 +44,7 @@ def scan(
         dtype=dtype,
         device_map=device_map,
         progress=progress,
+        stability_seeds=stability_seeds,
     ).headmap
 
 

@@ -65,6 +65,10 @@ def scan(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("headatlas-out"),
     types: Annotated[str | None, typer.Option("--types", help="Comma-separated head-type ids (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every probe set.")] = 0,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="Comma-separated seeds (0,1,2): scan with the first, report stability over all."),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 …")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
     device_map: Annotated[str | None, typer.Option("--device-map", help="'auto' spreads the model (accelerate).")] = (
@@ -94,6 +98,9 @@ def scan(
             probe_kwargs["fit_to_window"] = False  # contexts the user chose must fit the model
         except ValueError:
             raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
+    stability_seeds = _parse_seeds(seeds, seed)
+    if stability_seeds:
+        seed = stability_seeds[0]
     settings = scan_settings(seed, _parse_types(types) or None, ProbeSettings(**probe_kwargs))  # before the slow load
     check_out_dir(out_dir)  # a bad --out or store fails before the slow part
     conn = None if no_store else connect(db)
@@ -118,7 +125,7 @@ def scan(
                 tasks[probe] = bars.add_task(probe, total=total)
             bars.update(tasks[probe], completed=done)
 
-        result = run_scan(loaded, settings, verify=verify, progress=progress)
+        result = run_scan(loaded, settings, verify=verify, progress=progress, stability_seeds=stability_seeds)
     published = publish(result, out_dir, conn)
     _print_summary(result.headmap)
     if verify:
@@ -126,6 +133,21 @@ def scan(
     if published.scan_id is not None:
         err.print(f"stored as scan {published.scan_id}")
     err.print(f"wrote {published.csv}, {published.json} and {published.report}")
+
+
+def _parse_seeds(value: str | None, seed: int) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` as a tuple of distinct non-negative integers (empty without the option)."""
+    if value is None:
+        return ()
+    if seed != 0:
+        raise InvalidSettingError("give either --seed or --seeds, not both")
+    try:
+        parsed = tuple(int(v) for v in _parse_types(value) or [])
+    except ValueError:
+        raise InvalidSettingError(f"--seeds must be comma-separated integers, got {value!r}") from None
+    if len(parsed) < 2 or len(set(parsed)) != len(parsed) or min(parsed) < 0:
+        raise InvalidSettingError(f"--seeds needs at least two distinct non-negative integers, got {value!r}")
+    return parsed
 
 
 def _print_summary(headmap: HeadMap, k: int = 3) -> None:

@@ -46,6 +46,7 @@ class HeadMap:
     head_types: dict[str, dict[str, Any]]
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
     verification: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stability: dict[str, dict[str, Any]] = field(default_factory=dict)  # per type, over seeds (headatlas.stability)
 
     # -- views -----------------------------------------------------------------------------------
     def to_pandas(self) -> Any:
@@ -105,7 +106,7 @@ class HeadMap:
         return buffer.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": "headatlas.headmap/1",
             "model": self.facts.to_dict(),
             "settings": self.settings,
@@ -114,6 +115,9 @@ class HeadMap:
             "verification": self.verification,
             "heads": [{k: _round(v) for k, v in r.items()} for r in self.rows],
         }
+        if self.stability:  # only scans run with several seeds carry it
+            data["stability"] = self.stability
+        return data
 
     def json_text(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
@@ -150,6 +154,7 @@ class HeadMap:
             head_types=scan_order(data["head_types"]),
             probes=scan_order(data.get("probes", {})),
             verification=scan_order(data.get("verification", {})),
+            stability=scan_order(data.get("stability", {})),
         )
 
     @classmethod
@@ -245,7 +250,7 @@ def _validated(data: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     model = {**model, "sliding_layers": tuple(sliding)}
     for key in ("settings", "head_types"):
         _check(isinstance(data.get(key), dict), f"field {key!r} must be an object")
-    for key in ("probes", "verification"):
+    for key in ("probes", "verification", "stability"):
         _check(isinstance(data.get(key, {}), dict), f"field {key!r} must be an object")
     heads = data.get("heads")
     _check(isinstance(heads, list), "field 'heads' must be a list")

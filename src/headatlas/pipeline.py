@@ -9,7 +9,7 @@ own) and the pattern examples all take it from there.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .causal.verify import VerifySettings, verify_headmap
@@ -20,6 +20,7 @@ from .heads import causal_metrics, resolve_head_types
 from .models.loader import LoadedModel, load_model
 from .models.zoo import DEFAULT_MODEL
 from .probes import ProbeSettings
+from .stability import stability
 
 
 @dataclass
@@ -67,23 +68,34 @@ def run_scan(
     dtype: str = "float32",
     device_map: str | None = None,
     progress: Progress | None = None,
+    stability_seeds: Sequence[int] = (),
 ) -> ScanResult:
     """Scan ``model`` (zoo alias, hub id, local directory, ``.gguf`` file, or a loaded model).
 
     ``verify=True`` adds causal verification (per-head ``attribution`` and ``ablation_effect``, a
     ``verification`` record per head type), with ``verify_settings`` or the defaults at the scan's seed.
-    ``patterns=False`` skips the attention-pattern capture. Nothing is written or stored (see ``publish``).
+    ``patterns=False`` skips the attention-pattern capture. ``stability_seeds`` reruns the census with those
+    seeds too and records, per type, how far the members and scores agree (:mod:`headatlas.stability`).
+    Nothing is written or stored (see ``publish``).
     """
     settings = settings or ScanSettings()
     if verify_settings is not None and not verify:
         raise InvalidSettingError("verify_settings given but verify=False")
     selected = resolve_head_types(list(settings.head_types) if settings.head_types is not None else None)
+    others = [s for s in dict.fromkeys(stability_seeds) if s != settings.seed]
+    if stability_seeds and not others:
+        raise InvalidSettingError("stability needs at least one seed other than the scan's")
+    other_settings = [replace(settings, seed=seed) for seed in others]  # a bad seed fails before the model loads
     loaded = (
         model
         if isinstance(model, LoadedModel)
         else load_model(model, device=device, dtype=dtype, device_map=device_map)
     )
     headmap = run_census(loaded, settings, progress=progress)
+    if others:
+        again = [run_census(loaded, other) for other in other_settings]
+        headmap.stability = stability([headmap, *again], [settings.seed, *others])
+        headmap.settings["stability_seeds"] = [settings.seed, *others]
     if verify:
         verify_headmap(
             loaded,

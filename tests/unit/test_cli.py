@@ -26,6 +26,10 @@ def run(capsys, *argv):
         (["scan", "--needle-contexts", "10"], "needle_contexts"),
         (["scan", "--needle-contexts", "1k"], "integers"),
         (["scan", "--dtype", "float8"], "valid dtypes"),
+        (["scan", "--seeds", "0"], "at least two distinct"),
+        (["scan", "--seeds", "0,0"], "at least two distinct"),
+        (["scan", "--seeds", "0,x"], "comma-separated integers"),
+        (["scan", "--seeds", "0,1", "--seed", "2"], "either --seed or --seeds"),
         (["heads", "list", "--format", "yaml"], "valid formats"),
     ],
 )

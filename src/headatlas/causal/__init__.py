@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from .attribution import attribution_scores
     from .interventions import METHODS, head_mask, parse_heads, run_sets
     from .metrics import METRICS, Metric, get_metric, register_metric
-    from .verify import VerifySettings, random_head_sets, spearman, verify_headmap, verify_set
+    from .statistics import spearman
+    from .verify import VerifySettings, random_head_sets, verify_headmap, verify_set
 
 # loaded on first use, so `headatlas --help` and the paper commands do not import torch
 _LAZY = {
@@ -37,7 +38,7 @@ _LAZY = {
     "register_metric": ".metrics",
     "VerifySettings": ".verify",
     "random_head_sets": ".verify",
-    "spearman": ".verify",
+    "spearman": ".statistics",
     "verify_headmap": ".verify",
     "verify_set": ".verify",
 }

@@ -10,6 +10,7 @@
   p-value of ``m`` is multiplied by ``m - i + 1``, made monotone, and capped at 1. It controls the
   family-wise error rate without assuming the tests are independent (types share heads and prompts).
 * **Percentile bootstrap** (Efron 1979) of a mean over prompts: the 95% interval of the member set's effect.
+* **Spearman's rho**: attribution against exact ablation; scores of one type across seeds (stability).
 """
 
 from __future__ import annotations
@@ -81,3 +82,28 @@ def bootstrap_interval(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho (average ranks for ties); ``None`` with fewer than 3 points or a constant side."""
+    if len(x) != len(y) or len(x) < 3:
+        return None
+
+    def ranks(values: Sequence[float]) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64)
+        order = np.argsort(arr, kind="stable")
+        out = np.empty(len(arr))
+        sorted_vals = arr[order]
+        i = 0
+        while i < len(arr):
+            j = i
+            while j + 1 < len(arr) and sorted_vals[j + 1] == sorted_vals[i]:
+                j += 1
+            out[order[i : j + 1]] = (i + j) / 2.0
+            i = j + 1
+        return out
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])

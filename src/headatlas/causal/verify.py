@@ -43,7 +43,7 @@ from ..probes import ProbeBatch, ProbeSettings
 from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
 from .metrics import Metric, damage, get_metric, probe_batches
-from .statistics import bootstrap_interval, holm, sequential_p
+from .statistics import bootstrap_interval, holm, sequential_p, spearman
 
 VerifyProgress = Callable[[str, int, int], None]
 """``(stage, done, total)``: called as each head type finishes."""
@@ -131,31 +131,6 @@ class VerifySettings:
             "alpha": self.alpha,
             "probes": self.probe_settings().to_dict(),
         }
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rho (average ranks for ties); ``None`` with fewer than 3 points or a constant side."""
-    if len(x) != len(y) or len(x) < 3:
-        return None
-
-    def ranks(values: Sequence[float]) -> np.ndarray:
-        arr = np.asarray(values, dtype=np.float64)
-        order = np.argsort(arr, kind="stable")
-        out = np.empty(len(arr))
-        sorted_vals = arr[order]
-        i = 0
-        while i < len(arr):
-            j = i
-            while j + 1 < len(arr) and sorted_vals[j + 1] == sorted_vals[i]:
-                j += 1
-            out[order[i : j + 1]] = (i + j) / 2.0
-            i = j + 1
-        return out
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return None
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def random_head_sets(
