@@ -9,6 +9,8 @@ from headatlas.api import scan
 from headatlas.atlas import render_readme
 from headatlas.causal import VerifySettings
 from headatlas.literature.schema import STAGES
+from headatlas.probes import ProbeSettings
+from headatlas.testing.planted import PLANTED, build_planted_model
 from headatlas.testing.tiny import tiny_llama
 
 TYPES = ["induction", "previous_token", "sink", "name_mover", "successor", "safety"]
@@ -17,7 +19,7 @@ TYPES = ["induction", "previous_token", "sink", "name_mover", "successor", "safe
 def test_readme_table_reports_every_type_with_its_status_and_numbers():
     loaded = tiny_llama("gqa")
     quick = VerifySettings(top_n=2, max_exact_members=2, max_batch=48)
-    headmap = scan(loaded, head_types=TYPES, verify=True, verify_settings=quick)
+    headmap = scan(loaded, head_types=TYPES, verify=True, verify_settings=quick, stability_seeds=(0, 1))
     text = render_readme({"tiny": headmap})
     rows = {m.group(1): m.group(3) for m in re.finditer(r"^\| `(\w+)` \((\w+)\) \| (.*) \|$", text, re.M)}
     assert set(rows) == set(TYPES)
@@ -35,9 +37,39 @@ def test_readme_table_reports_every_type_with_its_status_and_numbers():
             effects = dict(zip(record["per_head"]["exact_heads"], record["per_head"]["exact_effects"], strict=True))
             assert f"{effects[best.group(1)]:.3g}" == best.group(3)
             assert best.group(1) == headmap.top(type_id, 1)[0]["name"]
+        if status.group(1) in ("verified", "not verified"):  # the set test with its interval, p and Holm p
+            record = headmap.verification[type_id]
+            shown = re.search(
+                r"effect (\S+) \[(\S+), (\S+)\] vs random \S+ \((\d+) sets\), p=(\S+), Holm p=(\S+);", cell
+            )
+            assert shown, cell
+            assert float(shown.group(2)) <= float(shown.group(1)) <= float(shown.group(3))
+            assert int(shown.group(4)) == record["n_random"] and float(shown.group(6)) >= float(shown.group(5))
+            stable = headmap.stability[type_id]
+            expect = f"stable {len(stable['stable_members'])}/{len(headmap.members(type_id))} over seeds 0,1"
+            assert expect in cell, cell
     listed = dict(re.findall(r"^- `(\w+)` \(([\w, ]+)\): ", text, re.M))  # causal metric -> the types it checks
     for type_id in set(TYPES) - {"name_mover"}:
         assert type_id in listed[headmap.verification[type_id]["metric"]].split(", ")
     assert "name_mover" not in ", ".join(listed.values())
     assert rows["safety"].endswith("(a base model: the type is defined on instruct models, so this is a control)")
     assert "1 pattern members" not in text and f"| `tiny` ({headmap.facts.name}) | 2 x 4 (2) |" in text
+
+
+def test_verified_cells_carry_the_interval_p_holm_p_and_stability():
+    loaded = build_planted_model(0)
+    settings = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48)
+    headmap = scan(
+        loaded,
+        head_types=["induction", "previous_token"],
+        probes=ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4),
+        verify=True,
+        verify_settings=settings,
+        stability_seeds=(0, 1, 2),
+    )
+    text = render_readme({"planted": headmap})
+    for type_id in ("induction", "previous_token"):
+        cell = re.search(rf"^\| `{type_id}` \(\w+\) \| (.*) \|$", text, re.M).group(1)
+        planted = f"L{PLANTED[type_id][0][0]}H{PLANTED[type_id][0][1]}"
+        assert cell.startswith(f"**verified**: {planted}; effect "), cell
+        assert "(400 sets), p=0.0025, Holm p=0.005; stable 1/1 over seeds 0,1,2 (Jaccard 1.00)" in cell, cell

@@ -380,7 +380,8 @@ def has_causal_columns(headmap: HeadMap) -> bool:
 _VERIFICATION_SHOWN = {
     "status", "verified", "metric", "metric_description", "method", "members", "effect", "random_mean",
     "random_std", "random_max", "p_value", "z_score", "rule", "per_head", "random_effects", "random_sets",
-    "clean_metric", "ablated_metric", "n_random", "layer_window",
+    "clean_metric", "ablated_metric", "n_random", "layer_window", "effect_ci", "p_holm", "n_tests", "stopped_early",
+    "n_prompts",
 }  # fmt: skip
 
 
@@ -403,6 +404,8 @@ def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
         exact = per_head.get("exact_effects") or []
         attr = per_head.get("attributions") or []
         members = [str(m) for m in record.get("members") or []]
+        interval = record.get("effect_ci")
+        stable = headmap.stability.get(type_id, {})
         rows.append(
             {
                 "head_type": type_id,
@@ -417,13 +420,20 @@ def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
                 "random_mean": _num(record.get("random_mean")),
                 "random_std": _num(record.get("random_std")),
                 "random_max": _num(record.get("random_max")),
+                "effect_ci": [_num(x) for x in interval] if isinstance(interval, list) and len(interval) == 2 else None,
                 "p_value": _num(record.get("p_value")),
+                "p_holm": _num(record.get("p_holm")),
+                "n_tests": record.get("n_tests"),
                 "z_score": _num(record.get("z_score")),
                 "n_random": record.get("n_random"),
+                "n_prompts": record.get("n_prompts"),
+                "jaccard": _num(stable.get("jaccard")),
+                "stable_members": [str(m) for m in stable.get("stable_members") or []],
+                "seeds": stable.get("seeds") or [],
                 "spearman": _num(per_head.get("spearman_attribution_vs_exact")),
                 "rule": str(record.get("rule", "")),
                 "per_head": [
-                    {"head": str(h), "exact": _num(e), "attribution": _num(a)}
+                    {"head": str(h), "exact": _num(e), "attribution": _num(a), "member": str(h) in members}
                     for h, e, a in zip(heads, exact, attr, strict=False)
                 ],
                 "other": [(str(k), _short(v)) for k, v in sorted(record.items()) if k not in _VERIFICATION_SHOWN],
