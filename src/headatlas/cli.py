@@ -71,6 +71,10 @@ def scan(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 …")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    max_memory: Annotated[
+        str | None,
+        typer.Option("--max-memory", help="Working memory a batched sweep may hold beyond the model, e.g. 1GB."),
+    ] = None,
     device_map: Annotated[str | None, typer.Option("--device-map", help="'auto' spreads the model (accelerate).")] = (
         None
     ),
@@ -99,6 +103,7 @@ def scan(
         except ValueError:
             raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
     stability_seeds = _parse_seeds(seeds, seed)
+    budget = None if max_memory is None else parse_size(max_memory, "--max-memory")
     if stability_seeds:
         seed = stability_seeds[0]
     settings = scan_settings(seed, _parse_types(types) or None, ProbeSettings(**probe_kwargs))  # before the slow load
@@ -125,7 +130,9 @@ def scan(
                 tasks[probe] = bars.add_task(probe, total=total)
             bars.update(tasks[probe], completed=done)
 
-        result = run_scan(loaded, settings, verify=verify, progress=progress, stability_seeds=stability_seeds)
+        result = run_scan(
+            loaded, settings, verify=verify, progress=progress, stability_seeds=stability_seeds, max_memory=budget
+        )
     published = publish(result, out_dir, conn)
     _print_summary(result.headmap)
     if verify:
@@ -133,6 +140,20 @@ def scan(
     if published.scan_id is not None:
         err.print(f"stored as scan {published.scan_id}")
     err.print(f"wrote {published.csv}, {published.json} and {published.report}")
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(value: str, option: str) -> int:
+    """``1GB``, ``512MiB``, ``2e9`` … as bytes; anything else is a one-line error naming the option."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", value, re.IGNORECASE)
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _UNITS or float(match.group(1)) * _UNITS[unit] < 1:
+        raise InvalidSettingError(f"{option} must be a size such as 800MB or 2GB, got {value!r}")
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def _parse_seeds(value: str | None, seed: int) -> tuple[int, ...]:

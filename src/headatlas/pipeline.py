@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .causal.interventions import memory_budget
 from .causal.verify import VerifySettings, verify_headmap
 from .census import Progress, ScanSettings, run_census
 from .errors import InvalidSettingError
@@ -69,6 +70,7 @@ def run_scan(
     device_map: str | None = None,
     progress: Progress | None = None,
     stability_seeds: Sequence[int] = (),
+    max_memory: int | None = None,
 ) -> ScanResult:
     """Scan ``model`` (zoo alias, hub id, local directory, ``.gguf`` file, or a loaded model).
 
@@ -76,6 +78,8 @@ def run_scan(
     ``verification`` record per head type), with ``verify_settings`` or the defaults at the scan's seed.
     ``patterns=False`` skips the attention-pattern capture. ``stability_seeds`` reruns the census with those
     seeds too and records, per type, how far the members and scores agree (:mod:`headatlas.stability`).
+    ``max_memory`` (bytes) bounds what a batched sweep of the task types holds beyond the model
+    (:func:`headatlas.causal.interventions.memory_budget`).
     Nothing is written or stored (see ``publish``).
     """
     settings = settings or ScanSettings()
@@ -91,19 +95,20 @@ def run_scan(
         if isinstance(model, LoadedModel)
         else load_model(model, device=device, dtype=dtype, device_map=device_map)
     )
-    headmap = run_census(loaded, settings, progress=progress)
-    if others:
-        again = [run_census(loaded, other) for other in other_settings]
-        headmap.stability = stability([headmap, *again], [settings.seed, *others])
-        headmap.settings["stability_seeds"] = [settings.seed, *others]
-    if verify:
-        verify_headmap(
-            loaded,
-            headmap,
-            verify_settings or VerifySettings(seed=settings.seed),
-            progress=progress,
-            metrics=causal_metrics(selected),
-        )
+    with memory_budget(max_memory):
+        headmap = run_census(loaded, settings, progress=progress)
+        if others:
+            again = [run_census(loaded, other) for other in other_settings]
+            headmap.stability = stability([headmap, *again], [settings.seed, *others])
+            headmap.settings["stability_seeds"] = [settings.seed, *others]
+        if verify:
+            verify_headmap(
+                loaded,
+                headmap,
+                verify_settings or VerifySettings(seed=settings.seed),
+                progress=progress,
+                metrics=causal_metrics(selected),
+            )
     captured = None
     if patterns:
         from .capture import capture_patterns

@@ -27,6 +27,8 @@ def run(capsys, *argv):
         (["scan", "--needle-contexts", "1k"], "integers"),
         (["scan", "--dtype", "float8"], "valid dtypes"),
         (["scan", "--seeds", "0"], "at least two distinct"),
+        (["scan", "--max-memory", "12XB"], "--max-memory must be a size"),
+        (["scan", "--max-memory", "0"], "--max-memory must be a size"),
         (["scan", "--seeds", "0,0"], "at least two distinct"),
         (["scan", "--seeds", "0,x"], "comma-separated integers"),
         (["scan", "--seeds", "0,1", "--seed", "2"], "either --seed or --seeds"),

@@ -29,6 +29,8 @@ Replacement values:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import inspect
 import re
@@ -379,6 +381,44 @@ def run_prefix(loaded: LoadedModel, ids: torch.Tensor, position: int = -1) -> Pr
     )
 
 
+_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("headatlas_sweep_budget", default=None)
+
+
+@contextlib.contextmanager
+def memory_budget(max_bytes: int | None) -> Iterator[None]:
+    """Bound the working memory of the sweeps run inside the block (``None``: no bound beyond ``max_rows``).
+
+    A sweep pass holds a copy of the prefix's KV cache for every setting it runs plus their logits; with a
+    budget, :func:`sweep_last` runs as many settings per pass as fit in ``max_bytes``. The answers do not
+    depend on the grouping beyond float rounding (each setting is its own rows of the batch).
+    """
+    token = _BUDGET.set(max_bytes)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def row_bytes(prefix: Prefix, vocab_size: int) -> int:
+    """Bytes one prompt row of a sweep pass holds: its copy of the prefix cache and its logits (float32, x3
+    for the reductions' temporaries)."""
+    cache_bytes = 0
+    for layer in getattr(prefix.cache, "layers", []):
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if isinstance(tensor, torch.Tensor):
+                cache_bytes += tensor.numel() * tensor.element_size()
+    return cache_bytes // max(prefix.batch, 1) + 3 * 4 * vocab_size
+
+
+def budget_rows(prefix: Prefix, vocab_size: int, max_rows: int) -> int:
+    """``max_rows``, lowered to what the active :func:`memory_budget` allows (at least one setting's rows)."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return max_rows
+    return max(prefix.batch, min(max_rows, budget // row_bytes(prefix, vocab_size)))
+
+
 class _Stop(Exception):
     """Ends a forward pass once the attention a sweep needs has been read."""
 
@@ -403,12 +443,12 @@ def sweep_last(
     position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
     only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
     unembedding) and the result is empty. Each pass holds a copy of the prefix cache per setting it runs:
-    ``max_rows`` bounds settings x prompts per pass.
+    ``max_rows`` bounds settings x prompts per pass, and an active :func:`memory_budget` may lower it.
     """
     masks = settings_masks(heads, loaded.facts)
     replacement = StepReplacement(values)
     kept: list[torch.Tensor] = []
-    for part in passes(len(heads), prefix.batch, max_rows):
+    for part in passes(len(heads), prefix.batch, budget_rows(prefix, loaded.facts.vocab_size, max_rows)):
         copies = part.stop - part.start
         cache = copy.deepcopy(prefix.cache)
         cache.batch_select_indices(torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies))

@@ -18,7 +18,9 @@ from headatlas.causal.interventions import (
     make_replacement,
     masked_hook,
     mean_stats,
+    memory_budget,
     parse_heads,
+    row_bytes,
     run_prefix,
     run_sets,
     sweep_last,
@@ -297,3 +299,27 @@ def test_attention_only_sweep_stops_early_and_reports_probs():
     )
     assert out.numel() == 0
     assert seen == [(0, 1, (4, 4, 1, 9)), (2, 1, (2, 4, 1, 9))]
+
+
+def test_a_memory_budget_runs_fewer_settings_per_pass_with_the_same_answers():
+    loaded = tiny_llama("gqa", layers=3)
+    ids = torch.randint(2, 200, (2, 9), generator=torch.Generator().manual_seed(3))
+    settings = [None, *[(layer, head) for layer in range(3) for head in range(4)]]
+    mean = torch.randn(3, 4, loaded.facts.head_dim, generator=torch.Generator().manual_seed(4))
+    prefix = run_prefix(loaded, ids)
+    free = sweep_last(loaded, prefix, settings, mean.__getitem__, lambda lg: lg)
+    per_row = row_bytes(prefix, loaded.facts.vocab_size)
+    assert per_row > 3 * 4 * loaded.facts.vocab_size  # the cache copy counts too
+    starts: list[int] = []
+    with memory_budget(3 * 2 * per_row):  # three settings of two prompts per pass
+        bounded = sweep_last(
+            loaded, prefix, settings, mean.__getitem__, lambda lg: lg,
+            tap_layers=frozenset({0}), on_probs=lambda start, layer, probs: starts.append(start),
+        )  # fmt: skip
+    assert starts == [0, 3, 6, 9, 12]
+    torch.testing.assert_close(bounded, free, atol=1e-5, rtol=1e-5)
+    with memory_budget(1):  # below one setting: still one setting per pass, never zero
+        starts.clear()
+        sweep_last(loaded, prefix, settings[:3], mean.__getitem__, None, tap_layers=frozenset({0}),
+                   on_probs=lambda start, layer, probs: starts.append(start))  # fmt: skip
+    assert starts == [0, 1, 2]
