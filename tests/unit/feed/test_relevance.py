@@ -174,7 +174,7 @@ def test_tagging_benchmark_figures_on_held_out_papers() -> None:
     held, dev = result["held_out"], result["dev"]
     assert held["papers"] + dev["papers"] == len(load_catalogue().papers)
     assert held["papers"] == sum(is_held_out(p.title) for p in load_catalogue().papers) > 20
-    assert held["precision"] >= 0.8 and held["recall"] >= 0.5
+    assert held["precision"] >= 0.8 and held["recall"] >= 0.6
 
 
 def test_evaluation_set_refuses_invented_papers(monkeypatch) -> None:

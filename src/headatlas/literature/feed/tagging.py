@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..schema import STAGES
 from ..vocabulary import HeadTerm, Vocabulary, display_tag, normalise_name, vocabulary
+from .stems import same_root
 from .summary import split_sentences
 
 # words that precede "heads" without naming a kind of head
@@ -122,9 +123,18 @@ def _phrase_words(name: str) -> list[str]:
     return words
 
 
+DESCRIBE_WINDOW = 8
+"""Most words a description may span: every word of a type's name, by root, within this many words of a sentence
+that mentions heads ("the heads that summarise and read it" after "sentiment direction")."""
+
+
 class Tagger:
     """Matches every vocabulary name and alias as "<name> head(s)"; names of two or more words (e.g. "Name
-    Mover", "Function Vector") also match as the bare phrase."""
+    Mover", "Function Vector") also match as the bare phrase, unless a function word sits inside ("chain of
+    thought" is a phrase of its own, not the chain-of-thought head). Names of two or more content words are also
+    matched by description: each word by its root (:mod:`.stems`), all within :data:`DESCRIBE_WINDOW` words of one
+    sentence that mentions heads, words already part of a name match left out ("heads that locate the queried rule
+    and move it" describes the queried-rule locating and the queried-rule mover heads)."""
 
     def __init__(self, vocab: Vocabulary, cues: dict[str, tuple[str, ...]] | None = None) -> None:
         self.vocab = vocab
@@ -136,6 +146,7 @@ class Tagger:
         self._longest_cue = max((len(k) for k in self._cues), default=1)
         self._headed: dict[tuple[str, ...], str] = {}  # words that must be followed by "head(s)"
         self._bare: dict[tuple[str, ...], str] = {}  # multi-word names that count on their own
+        self._described: dict[tuple[str, ...], str] = {}  # multi-word names matched word by word, by root
         for term in vocab.terms.values():
             for name in dict.fromkeys((term.name, *term.aliases, term.id.replace("_", " "))):
                 words = tuple(_phrase_words(name))
@@ -143,13 +154,16 @@ class Tagger:
                     continue
                 self._headed.setdefault(words, term.id)
                 # a one-word name ("accuracy", "context") only counts when followed by "head(s)"
-                if len(words) >= 2 and len("".join(words)) >= 8 and words[0] not in _FUNCTION_WORDS:
+                if len(words) >= 2 and len("".join(words)) >= 8 and not _FUNCTION_WORDS.intersection(words):
                     self._bare.setdefault(words, term.id)
                     self._bare.setdefault((*words[:-1], words[-1] + "s"), term.id)  # "function vectors"
+                    if all(len(w) > 1 for w in words):
+                        self._described.setdefault(words, term.id)
         self._longest = max((len(k) for k in self._headed), default=1)
 
-    def _names(self, text: str) -> dict[str, str]:
-        """Head-type id -> the first phrase that named it (one pass over the words, n-gram lookups)."""
+    def _names(self, text: str, used: set[int] | None = None) -> dict[str, str]:
+        """Head-type id -> the first phrase that named it (one pass over the words, n-gram lookups); the positions
+        of the matched words are added to ``used``."""
         words = re.findall(r"[a-z0-9]+", text.lower())
         found: dict[str, str] = {}
         covered = 0  # the longest name wins: "name mover heads" is not also "mover heads"
@@ -166,6 +180,30 @@ class Tagger:
                 if key in self._bare:
                     found.setdefault(self._bare[key], " ".join(key))
                     covered = i + n
+                    break
+            if used is not None and i < covered:
+                used.update(range(i, covered))
+        return found
+
+    def _described_in(self, sentence: str, used: set[int]) -> dict[str, str]:
+        """Head types whose name's words all appear, by root, within :data:`DESCRIBE_WINDOW` words of a sentence
+        that mentions heads; positions in ``used`` (part of a name match) are left out."""
+        words = re.findall(r"[a-z0-9]+", sentence.lower())
+        if not {"head", "heads"}.intersection(words):
+            return {}
+        free = [(i, w) for i, w in enumerate(words) if i not in used and w not in ("head", "heads")]
+        found: dict[str, str] = {}
+        for name, head_id in self._described.items():
+            if head_id in found:
+                continue
+            hits = [[i for i, w in free if same_root(w, part)] for part in name]
+            if not all(hits):
+                continue
+            for start in sorted({i for positions in hits for i in positions}):
+                end = start + DESCRIBE_WINDOW
+                chosen = [next((i for i in positions if start <= i < end), -1) for positions in hits]
+                if -1 not in chosen and len(set(chosen)) == len(chosen):
+                    found[head_id] = " ".join(words[min(chosen) : max(chosen) + 1])
                     break
         return found
 
@@ -224,9 +262,12 @@ class Tagger:
         found: dict[str, str] = {}
         evidence: dict[str, str] = {}
         for sentence in sentences:
+            used: set[int] = set()
+            names = self._names(sentence, used)
             hits = self._cued(sentence) if about_heads else {}
+            hits.update(self._described_in(sentence, used))
             hits.update(self._listed(sentence))
-            hits.update(self._names(sentence))  # a name beats a list item, which beats a describing phrase
+            hits.update(names)  # a name beats a list item, which beats a description or a describing phrase
             for head_id, phrase in hits.items():
                 if head_id not in found:
                     found[head_id] = phrase
