@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -134,7 +135,9 @@ def test_reported_heads_beyond_the_seed_name_their_primary_source() -> None:
     from headatlas.literature.catalogue import load_catalogue
 
     papers = [p for p in load_catalogue().papers if p.reported_heads]
-    assert len(papers) >= 7
+    source = re.compile(r"source: github\.com/[\w.-]+/[\w.-]+ \S")  # repository and file path
+    sourced = [p for p in papers if any(source.search(h.note) for h in p.reported_heads)]
+    assert len(sourced) >= 12
     fv = load_catalogue().get("2310.15213").reported_heads
     assert {h.model for h in fv} == {"GPT-J-6B", "Llama-2-7B"} and len(fv) == 20
     assert all("github.com/ericwtodd/function_vectors" in h.note for h in fv)
@@ -148,3 +151,23 @@ def test_reported_heads_beyond_the_seed_name_their_primary_source() -> None:
     retrieval = load_catalogue().get("2404.15574").reported_heads
     assert len({h.model for h in retrieval}) == 7  # the authors' head_score files
     assert {h.head for h in retrieval if h.model == "Llama-2-7B-80K"} >= {"L16H19", "L11H15", "L8H26"}
+
+
+def test_reported_heads_added_from_authors_repositories_carry_hub_ids_and_sources() -> None:
+    catalogue = load_catalogue()
+    added = {"1906.04341": "clarkkev/attention-analysis", "2405.14992": "corxyz/icl-cmr",
+             "2405.04156": "jgcarrasco/acronyms_paper", "2311.04131": "apartresearch/seqcont_circuits",
+             "2310.15154": "curt-tigges/eliciting-latent-sentiment",
+             "2211.00593": "redwoodresearch/Easy-Transformer",
+             "2310.04625": "callummcdougall/SERI-MATS-2023-Streamlit-pages"}  # fmt: skip
+    for paper_id, repo in added.items():
+        heads = catalogue.get(paper_id).reported_heads
+        assert heads and all(f"source: github.com/{repo} " in h.note for h in heads), paper_id
+    for paper_id in ("1906.04341", "2405.14992", "2405.04156", "2311.04131", "2310.15154"):
+        assert all("/" in h.model for h in catalogue.get(paper_id).reported_heads), paper_id  # hub ids
+    letters = catalogue.get("2405.04156").reported_heads
+    assert {h.head for h in letters} == {"L8H11", "L9H9", "L10H10", "L11H4"}
+    bert = {h.head: h for h in catalogue.get("1906.04341").reported_heads}
+    assert "dobj 86.8" in bert["L7H9"].note and bert["L7H9"].score == 0.868  # the paper's 8-10, 0-indexed here
+    cmr = [h for h in catalogue.get("2405.14992").reported_heads if h.model == "openai-community/gpt2"]
+    assert len(cmr) == 14 and all(h.head_type == "cmr_like" for h in cmr)
