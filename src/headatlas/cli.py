@@ -277,6 +277,83 @@ def report(
     err.print(f"wrote {rebuild_report(out_dir, db)}")
 
 
+def _compare_headmap(scan: str, db: Path | None) -> HeadMap:
+    """A scan id in the store, a scan's output directory, or a headmap.json file."""
+    from .headmap import HeadMap
+
+    if scan.isdigit():
+        from .store import connect, load_scan
+        from .store.db import default_db_path
+
+        path = db if db is not None else default_db_path()
+        conn = connect(path, read_only=True)
+        try:
+            return load_scan(conn, int(scan))
+        finally:
+            conn.close()
+    source = Path(scan)
+    if source.is_dir():
+        source = source / "headmap.json"
+    if not source.is_file():
+        raise InvalidSettingError(f"{scan!r} is neither a stored scan id nor a scan directory / headmap.json")
+    try:
+        return HeadMap.read(source)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidSettingError(f"{source} is not a headatlas head map: {exc}") from None
+
+
+def _compare_papers(db: Path | None, papers_file: Path | None) -> list[Any]:
+    """``--papers FILE`` (JSON/YAML as `papers export` writes), else the store's catalogue, else the shipped one."""
+    from .literature.catalogue import load_catalogue, load_document
+
+    if papers_file is not None:
+        try:
+            text = papers_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidSettingError(f"cannot read {papers_file}: {exc}") from None
+        return list(load_document(text)[0])
+    from .store.db import default_db_path
+
+    path = db if db is not None else default_db_path()
+    if path.is_file():
+        import sqlite3
+
+        from .literature import store as paper_store
+        from .store import connect
+
+        conn = connect(path, read_only=True)
+        try:
+            stored = paper_store.all_papers(conn)
+        except sqlite3.Error:
+            stored = []  # a store without the catalogue's tables
+        finally:
+            conn.close()
+        if stored:
+            return stored
+    return list(load_catalogue().papers)
+
+
+@app.command()
+def compare(
+    scan: Annotated[str, typer.Argument(help="A stored scan id, a scan's output directory, or a headmap.json.")],
+    db: DbOption = None,
+    papers: Annotated[
+        Path | None, typer.Option("--papers", help="Catalogue file (JSON/YAML) instead of the store's.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Papers ↔ scan: the heads papers reported in this checkpoint, their rank and membership here, per type."""
+    from .literature.agreement import agreement, render_text
+
+    if fmt not in ("table", "json"):
+        raise InvalidSettingError(f"--format must be table or json, got {fmt!r}")
+    result = agreement(_compare_headmap(scan, db), _compare_papers(db, papers))
+    if fmt == "json":
+        typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(render_text(result))
+
+
 @app.command()
 def serve(
     db: DbOption = None,

@@ -43,7 +43,7 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     catalogue (the shipped one without a store). Without captured patterns no ``patterns.json`` is written,
     and an earlier one in ``out_dir`` is removed so the report and files stay of one scan.
     """
-    from .web.report import catalogue_papers, write_report
+    from .web.report import catalogue_papers, reported_agreement, write_report
 
     out = prepare_out_dir(out_dir)
     headmap: HeadMap = result.headmap
@@ -57,7 +57,8 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     else:
         (out / PATTERNS_FILE).unlink(missing_ok=True)
         patterns_path = None
-    report_path = write_report(headmap, out, stored_patterns, catalogue_papers(store, headmap))
+    papers = catalogue_papers(store, headmap)
+    report_path = write_report(headmap, out, stored_patterns, papers, reported_agreement(store, headmap))
     scan_id = None
     if store is not None:
         from .store import save_scan

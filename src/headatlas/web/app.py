@@ -31,7 +31,7 @@ from ..store import connect, heads_of_type, list_scans, load_scan
 from ..store.db import SQLITE_MAX_INT, default_db_path, transaction
 from . import catalogue, schemas, views
 from .patterns import for_head, panel_examples, read_patterns_cached
-from .report import catalogue_papers, env, render_report, report_csp
+from .report import catalogue_papers, env, render_report, report_csp, reported_agreement
 
 log = logging.getLogger(__name__)
 MAX_ATLAS_HEADS = 60
@@ -216,6 +216,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
                 meta, f"top:{type_id}", lambda: views.top_heads(headmap, 5, [type_id] if type_id else None)
             ),
             "members": cache.view(meta, "members", lambda: views.member_counts(headmap)),
+            "agreement": reported_agreement(conn, headmap),  # papers <-> this scan: heads named in this checkpoint
         }
 
     def head_data(conn: sqlite3.Connection, scan_id: int, name: str) -> dict[str, Any]:
@@ -427,6 +428,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             headmap, meta = scan_or_404(conn, scan_id)
             papers = catalogue_papers(conn, headmap) if name == "report.html" else None
+            named = reported_agreement(conn, headmap) if name == "report.html" else None
         stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(meta["model"]))[:80]
         disposition = {"Content-Disposition": f'attachment; filename="{stem}-scan{scan_id}-{name}"'}
         out_dir = Path(str(meta["out_dir"])) if meta.get("out_dir") else None
@@ -439,7 +441,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         if name == "headmap.csv":
             return Response(headmap.csv_text(), media_type=SCAN_FILES[name], headers=disposition)
         patterns = read_patterns_cached(out_dir) if out_dir is not None else None
-        html = render_report(headmap, patterns, papers)
+        html = render_report(headmap, patterns, papers, named)
         return HTMLResponse(html, headers={"Content-Security-Policy": report_csp()})  # the report's own script
 
     @app.get("/api/bibtex", tags=["papers"], response_class=PlainTextResponse)
@@ -514,6 +516,7 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             "heads": [{"name": f"L{r['layer']}H{r['head']}", **r} for r in rows],
             "verification": hm.verification,
             "files": files_of(data["scan"]),
+            "agreement": data["agreement"],
         }
 
     @app.get("/api/scans/{scan_id}/heads/{name}", tags=["scans"])

@@ -74,8 +74,10 @@ def report_context(
     patterns: dict[str, Any] | None = None,
     papers: dict[str, list[dict[str, Any]]] | None = None,
     k: int = 5,
+    agreement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything report.html shows. ``papers``: catalogue papers per head type (default: the registry's titles)."""
+    """Everything report.html shows. ``papers``: catalogue papers per head type (default: the registry's titles);
+    ``agreement``: :func:`reported_agreement` (the section is left out without one)."""
     counts = {t: len(headmap.members(t)) for t in headmap.head_types}
     initial = _initial_head(headmap)
     types = []
@@ -119,6 +121,7 @@ def report_context(
         "pattern_examples": panel_examples(patterns) if patterns else [],
         "initial_head": initial,
         "initial_example": views.example_for_head(patterns, initial),
+        "agreement": agreement,
     }
 
 
@@ -126,11 +129,13 @@ def render_report(
     headmap: HeadMap,
     patterns: dict[str, Any] | None = None,
     papers: dict[str, list[dict[str, Any]]] | None = None,
+    agreement: dict[str, Any] | None = None,
 ) -> str:
     """The report page. It shows what ``headmap.json`` holds (numbers rounded as written), so rebuilding it from the
     files (``headatlas report DIR``) gives the same bytes as the scan that wrote them."""
     as_written = HeadMap.from_dict(json.loads(headmap.json_text()))
-    return env().get_template("report.html").render(**report_context(as_written, patterns, papers))
+    context = report_context(as_written, patterns, papers, agreement=agreement)
+    return env().get_template("report.html").render(**context)
 
 
 def write_report(
@@ -138,6 +143,7 @@ def write_report(
     out_dir: str | Path,
     patterns: dict[str, Any] | None = None,
     papers: dict[str, list[dict[str, Any]]] | None = None,
+    agreement: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``OUT/report.html``. ``patterns`` defaults to ``OUT/patterns.json`` when that exists."""
     out = Path(out_dir)
@@ -145,7 +151,7 @@ def write_report(
     if patterns is None:
         patterns = read_patterns(out)
     path = out / REPORT_NAME
-    write_atomic(path, render_report(headmap, patterns, papers))
+    write_atomic(path, render_report(headmap, patterns, papers, agreement))
     return path
 
 
@@ -154,6 +160,16 @@ def catalogue_papers(conn: sqlite3.Connection | None, headmap: HeadMap) -> dict[
     from .catalogue import papers_for_head_type
 
     return {t: papers_for_head_type(conn, t) for t in headmap.head_types}
+
+
+def reported_agreement(conn: sqlite3.Connection | None, headmap: HeadMap) -> dict[str, Any] | None:
+    """Papers ↔ scan (:mod:`headatlas.literature.agreement`) over the catalogue's papers (the store's, else the
+    shipped one); None when no paper reports heads of this checkpoint."""
+    from ..literature.agreement import agreement
+    from .catalogue import all_papers
+
+    result = agreement(headmap, all_papers(conn))
+    return result.to_dict() if result.types or result.unscored else None
 
 
 def rebuild_report(out_dir: str | Path, db_path: str | Path | None = None) -> Path:
@@ -176,7 +192,8 @@ def rebuild_report(out_dir: str | Path, db_path: str | Path | None = None) -> Pa
     conn = connect(store, read_only=True) if store.is_file() else None
     try:
         papers = catalogue_papers(conn, headmap)
+        named = reported_agreement(conn, headmap)
     finally:
         if conn is not None:
             conn.close()
-    return write_report(headmap, out, papers=papers)
+    return write_report(headmap, out, papers=papers, agreement=named)

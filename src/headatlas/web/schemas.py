@@ -59,6 +59,8 @@ class ScanDetail(BaseModel):
     heads: list[HeadScore]
     verification: dict[str, Any]
     files: dict[str, str] = {}
+    agreement: dict[str, Any] | None = None
+    """Papers <-> this scan: heads papers reported in the same checkpoint, per type (None when no paper did)."""
 
 
 class HeadTypeInfo(BaseModel):

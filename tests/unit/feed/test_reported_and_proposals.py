@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from headatlas.cli import app
 from headatlas.errors import InvalidSettingError
 from headatlas.literature.feed.proposals import accept_proposed, evidence_for
-from headatlas.literature.feed.reported import extract_heads, mentions_in
+from headatlas.literature.feed.reported import extract_heads, extract_table_heads, mentions_in, mentions_in_table
 from headatlas.store import connect
 
 
@@ -24,6 +24,9 @@ from headatlas.store import connect
         ("Copy suppression head 10.7 suppresses", [(10, 7)]),
         ("ablating layer 10 head 7 and layer 11, head 10", [(10, 7), (11, 10)]),
         ("heads (10, 7) and (11, 10) write negatively", [(10, 7), (11, 10)]),
+        ("head 7 of layer 10 and head 3 in layer 2", [(10, 7), (2, 3)]),
+        ("retrieval heads 16.19 (0.94), 11.15 (0.92) and 8.26 (0.80)", [(16, 19), (11, 15), (8, 26)]),
+        ("the L10 H7 head", [(10, 7)]),
     ],
 )
 def test_each_head_form(sentence: str, heads: list[tuple[int, int]]) -> None:
@@ -38,10 +41,35 @@ def test_each_head_form(sentence: str, heads: list[tuple[int, int]]) -> None:
         "It ran for 2.5 hours on 8 GPUs (10, 7 days)",
         "We use 12 heads per layer and 32 layers",
         "HL9H9 is a product code",
+        "Pruning heads 2.5x faster and heads 30% smaller",
+        "Figure 10.7 and Table 3.2 show 12 heads",
+        "heads in layer 10 were ablated on 2024.10.14",
     ],
 )
 def test_false_friends_are_not_heads(sentence: str) -> None:
     assert mentions_in(sentence) == []
+
+
+def test_heads_listed_in_tables() -> None:
+    roles = [["Name mover", "9.9, 9.6, 10.0"], ["Negative name mover", "10.7 (0.31), 11.10"]]
+    assert mentions_in_table(["Role", "Heads"], roles) == [(9, 9), (9, 6), (10, 0), (10, 7), (11, 10)]
+    assert mentions_in_table(["Layer", "Head", "Score"], [["16", "19", "0.94"], ["11", "15", "0.92"]]) == [
+        (16, 19),
+        (11, 15),
+    ]
+    assert mentions_in_table(["Head", "Retrieval score"], [["L16H19", "0.94"]]) == [(16, 19)]
+    # false friends: a table without a heads column, and a column that measures heads
+    assert mentions_in_table(["Section", "Title"], [["3.2", "Method"]]) == []
+    assert mentions_in_table(["Head score", "Accuracy"], [["0.94", "10.7"]]) == []
+    assert mentions_in_table(["Layer", "Head"], [["all", "mean"]]) == []
+    found = extract_table_heads(
+        "Table 2: name movers found in the model.", ["Model", "Heads"], [["GPT-2 small", "9.9"], ["Pythia", "4.3"]]
+    )
+    assert [(m.head, m.model, m.sentence) for m in found] == [
+        ("L9H9", "GPT-2", "Table 2: name movers found in the model."),
+        ("L4H3", "Pythia", "Table 2: name movers found in the model."),
+    ]
+    assert extract_table_heads("Heads of Llama-2-7B", ["Heads"], [["16.19"]])[0].model == "Llama"
 
 
 def test_extracted_heads_name_their_model_and_sentence() -> None:
