@@ -139,6 +139,52 @@ def feed_enrich(
     err.print(f"{changed} entr{'y' if changed == 1 else 'ies'} updated")
 
 
+@feed_app.command("fulltext")
+def feed_fulltext(
+    status: Annotated[str, typer.Option("--status", help="Comma-separated statuses to read.")] = "pending,accepted",
+    limit: Annotated[int | None, typer.Option("--limit", help="Read at most this many papers.")] = None,
+    again: Annotated[bool, typer.Option("--again", help="Read papers already read (or found missing) too.")] = False,
+    html_url: Annotated[str, typer.Option("--html-url", envvar="HEADATLAS_ARXIV_HTML_URL")] = "https://arxiv.org",
+    delay: Annotated[float, typer.Option("--delay", help="Seconds between calls (arXiv asks for 3).")] = 3.0,
+    retries: Annotated[int, typer.Option("--retries", help="Retries per call (exponential backoff).")] = 4,
+    db: DbOption = None,
+) -> None:
+    """Read the arXiv HTML of pending and accepted papers: head types, proposed types and candidate reported
+    heads from their head-related sentences and tables (the abstract's stay when there is no HTML)."""
+    from .. import store as paper_store
+    from .fulltext import read_full_texts
+    from .sources.http import Fetcher
+    from .tagging import Tagger
+
+    statuses = [s.strip() for s in status.split(",") if s.strip()]
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad or not statuses:
+        raise InvalidSettingError(f"unknown status {bad or status!r}; valid are {', '.join(STATUSES)}")
+    if not 0 <= delay <= 3600:
+        raise InvalidSettingError(f"--delay must be 0..3600 seconds, got {delay}")
+    check_int(retries, "--retries", minimum=0, maximum=100)
+    if limit is not None:
+        check_int(limit, "--limit", minimum=1, maximum=1_000_000)
+    if not html_url.startswith(("https://", "http://")):
+        raise InvalidSettingError(f"--html-url must be an http(s) URL, got {html_url!r}")
+    conn = _open(db)
+    paper_store.ensure_seeded(conn)
+    fetcher = Fetcher(html_url, name="arXiv HTML", min_interval=delay, retries=retries)
+    try:
+        with err.status("arXiv HTML …"):
+            run = read_full_texts(
+                conn, fetcher, Tagger(paper_store.store_vocabulary(conn)), statuses=statuses, limit=limit, again=again
+            )
+    finally:
+        fetcher.close()
+    err.print(
+        f"full text: {run.read} read, {run.missing} without an HTML rendering (abstract kept), {len(run.failed)}"
+        f" failed; {run.new_head_types} head type(s) added, {run.new_reported} candidate reported head(s)"
+    )
+    for line in run.failed:
+        err.print(f"  failed {escape(line)}")
+
+
 @feed_app.command("list")
 def feed_list(
     status: Annotated[str | None, typer.Option("--status", help=f"One of {', '.join(STATUSES)}.")] = None,

@@ -42,6 +42,22 @@ def _create(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration("feed_tags", "0002_full_text")
+def _create_full_text(conn: sqlite3.Connection) -> None:
+    # what was read of a paper's HTML rendering: its head-related sentences only (status 'missing': no rendering)
+    conn.executescript(
+        """
+        CREATE TABLE feed_full_text (
+            entry_id INTEGER PRIMARY KEY REFERENCES feed_entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('read', 'missing')),
+            fetched_at TEXT NOT NULL,
+            sentences_json TEXT NOT NULL DEFAULT '[]'
+        );
+        """
+    )
+
+
 @dataclass(frozen=True)
 class Evidence:
     kind: str
@@ -148,3 +164,46 @@ def evidence_rows(tags: object, mentions: Sequence[object]) -> tuple[Evidence, .
     ]
     rows += [Evidence("reported_head", m.head, m.sentence, m.model) for m in mentions if isinstance(m, HeadMention)]
     return tuple(rows)
+
+
+def full_text_read(conn: sqlite3.Connection) -> set[int]:
+    """Entries whose HTML rendering was already looked for (read or found missing)."""
+    return {int(r[0]) for r in conn.execute("SELECT entry_id FROM feed_full_text").fetchall()}
+
+
+def full_text_sentences(conn: sqlite3.Connection, entry_id: int) -> list[str]:
+    row = conn.execute("SELECT sentences_json FROM feed_full_text WHERE entry_id = ?", (entry_id,)).fetchone()
+    return list(json.loads(row[0])) if row else []
+
+
+def record_full_text(
+    conn: sqlite3.Connection,
+    entry_id: int,
+    *,
+    url: str,
+    fetched_at: str,
+    sentences: Sequence[str] | None,
+    head_types: Sequence[str] = (),
+    candidates: Sequence[str] = (),
+    stages: Sequence[str] = (),
+    models: Sequence[str] = (),
+    evidence: Iterable[Evidence] = (),
+) -> None:
+    """Keep what the full text gave an entry, in one transaction: its head-related sentences (``None``: no HTML
+    rendering), head types, proposed types, stages and models added to the entry's own, and their evidence."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO feed_full_text (entry_id, url, status, fetched_at, sentences_json)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (entry_id, url, "missing" if sentences is None else "read", fetched_at, json.dumps(list(sentences or []))),
+        )
+        columns = {"head_types_json": head_types, "candidates_json": candidates, "stages_json": stages,
+                   "models_json": models}  # fmt: skip
+        found = conn.execute(f"SELECT {', '.join(columns)} FROM feed_entries WHERE id = ?", (entry_id,)).fetchone()
+        if found is None:
+            raise InvalidSettingError(f"no feed entry #{entry_id}")
+        merged = [json.dumps(list(dict.fromkeys([*json.loads(found[c]), *new]))) for c, new in columns.items()]
+        conn.execute(
+            f"UPDATE feed_entries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?", (*merged, entry_id)
+        )
+        write_evidence(conn, entry_id, evidence)

@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+class HTTPStatusError(SourceError):
+    """The server answered with a client error (4xx other than 429); ``status`` is the code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
     if not value:
@@ -123,7 +131,8 @@ class Fetcher:
                     if retry_after is not None:
                         wait = retry_after
                 elif response.status_code >= 400:
-                    raise SourceError(f"{self.name}: {url} answered HTTP {response.status_code}")
+                    status = response.status_code
+                    raise HTTPStatusError(f"{self.name}: {url} answered HTTP {status}", status)
                 elif validate is None:
                     return response
                 else:
