@@ -211,8 +211,8 @@ def render_text(result: Agreement) -> str:
         if t.unnamed:
             lines.append(f"  members no paper named: {', '.join(t.unnamed)}")
     for type_id, rows in result.unscored.items():
-        heads = ", ".join(dict.fromkeys(r.head for r in rows))
-        lines.append(f"{type_id}: not scored in this scan; reported {heads}")
+        listed = ", ".join(dict.fromkeys(r.head for r in rows))
+        lines.append(f"{type_id}: not scored in this scan; reported {listed}")
     return "\n".join(lines)
 
 
