@@ -86,9 +86,14 @@ def scan(
     verify: Annotated[
         bool, typer.Option("--verify", help="Causally verify each head type (ablation vs random sets, attribution).")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="With --verify: up to 400 random sets, Holm correction, bootstrap CI (GPU)."),
+    ] = False,
 ) -> None:
     """Scan MODEL and write OUT/headmap.csv, headmap.json, patterns.json and report.html."""
     from .causal.cli import print_verification
+    from .causal.verify import VerifySettings
     from .headmap import check_out_dir
     from .pipeline import run_scan, scan_settings
     from .probes import ProbeSettings
@@ -102,6 +107,8 @@ def scan(
             probe_kwargs["fit_to_window"] = False  # contexts the user chose must fit the model
         except ValueError:
             raise InvalidSettingError(f"--needle-contexts must be integers, got {needle_contexts!r}") from None
+    if strict and not verify:
+        raise InvalidSettingError("--strict needs --verify")
     stability_seeds = _parse_seeds(seeds, seed)
     budget = None if max_memory is None else parse_size(max_memory, "--max-memory")
     if stability_seeds:
@@ -131,7 +138,13 @@ def scan(
             bars.update(tasks[probe], completed=done)
 
         result = run_scan(
-            loaded, settings, verify=verify, progress=progress, stability_seeds=stability_seeds, max_memory=budget
+            loaded,
+            settings,
+            verify=verify,
+            verify_settings=VerifySettings(seed=settings.seed, strict=True) if strict else None,
+            progress=progress,
+            stability_seeds=stability_seeds,
+            max_memory=budget,
         )
     published = publish(result, out_dir, conn)
     _print_summary(result.headmap)

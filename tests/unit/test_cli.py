@@ -28,6 +28,7 @@ def run(capsys, *argv):
         (["scan", "--dtype", "float8"], "valid dtypes"),
         (["scan", "--seeds", "0"], "at least two distinct"),
         (["scan", "--max-memory", "12XB"], "--max-memory must be a size"),
+        (["scan", "--strict"], "--strict needs --verify"),
         (["scan", "--max-memory", "0"], "--max-memory must be a size"),
         (["scan", "--seeds", "0,0"], "at least two distinct"),
         (["scan", "--seeds", "0,x"], "comma-separated integers"),

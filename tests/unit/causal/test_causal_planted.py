@@ -25,7 +25,8 @@ from headatlas.testing.planted import INDUCTION, PLANTED, PREVIOUS, build_plante
 
 UNRELATED = (1, 0)  # unplanted: writes only into spare dimensions nothing reads
 PROBE = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
-VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48)
+VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True)
+SCREEN = VerifySettings(repeat_len=12, n_repeat=4, top_n=0, max_exact_members=1, max_batch=48)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,14 @@ def test_verification_is_deterministic(planted):
     second = scan(planted, head_types=["previous_token"], probes=PROBE, verify=True, verify_settings=quick)
     assert first.json_text() == second.json_text()
     assert PLANTED["previous_token"][0] == PREVIOUS
+
+
+def test_the_screening_test_beats_all_20_random_sets_uncorrected(planted):
+    headmap = scan(planted, head_types=["induction"], probes=PROBE, verify=True, verify_settings=SCREEN)
+    record = headmap.verification["induction"]
+    assert record["verified"] is True and record["p_value"] == round(1 / 21, 6)
+    assert len(record["random_effects"]) == 20 and record["n_random"] == 20
+    assert "p_holm" not in record and "effect_ci" not in record and "strict" not in headmap.settings["verify"]
+    assert record["rule"].startswith("verified = set damage > 0 and empirical p < 0.05")
+    record = verify_set(planted, [UNRELATED], "induction_loss", SCREEN)
+    assert record["verified"] is False and record["p_value"] > 0.05
