@@ -196,9 +196,14 @@ def _write_terms(conn: sqlite3.Connection, terms: Iterable[HeadTerm], *, shipped
 
 def add_head_term(conn: sqlite3.Connection, term: HeadTerm) -> None:
     """Record a new head type; refuses an id or alias the vocabulary already has."""
-    Vocabulary([*store_vocabulary(conn).terms.values(), term])  # raises on id or alias clashes
     with transaction(conn):
-        _write_terms(conn, [term], shipped=False)
+        add_head_term_locked(conn, term)
+
+
+def add_head_term_locked(conn: sqlite3.Connection, term: HeadTerm) -> None:
+    """:func:`add_head_term` inside the caller's transaction (the check reads the vocabulary under the lock)."""
+    Vocabulary([*store_vocabulary(conn).terms.values(), term])  # raises on id or alias clashes
+    _write_terms(conn, [term], shipped=False)
 
 
 # ----- writing papers -----
