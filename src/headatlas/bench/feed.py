@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..literature.feed.ingest import Annotator
 from ..literature.feed.sources.arxiv import parse_arxiv_feed
-from ..literature.feed.store import write_page
+from ..literature.feed.store import count_entries, write_page
 from ..literature.feed.synthetic import atom_page, make_entries
 from ..store import connect
 from .relevance import measure
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         again = sum(write_page(conn, parse_arxiv_feed(p).entries, annotate, source="arxiv").added for p in pages)
         rerun_s = time.perf_counter() - start
-        pending = conn.execute("SELECT COUNT(*) FROM feed_entries WHERE status = 'pending'").fetchone()[0]
+        pending = count_entries(conn, "pending")
         conn.close()
     print(
         f"ingested {added} entries in {ingest_s:.2f}s ({added / ingest_s:.0f}/s); rerun added {again} in {rerun_s:.2f}s"

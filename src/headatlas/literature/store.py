@@ -591,6 +591,50 @@ def search_papers(
     return [Hit(Paper.from_dict(json.loads(meta[rid][2])), float(found[rid][1])) for rid in order]
 
 
+def substring_search(
+    conn: sqlite3.Connection, query: str, head_type: str | None, stage: str | None, year: int | None
+) -> list[Paper]:
+    """The unindexed baseline ``bench papers`` times :func:`search_papers` against: every word a case-insensitive
+    substring of the stored record, same filters, newest first, at most 20."""
+    where, params = _filters(head_type, stage, year)
+    words = query.split()
+    likes = "".join(" AND p.record_json LIKE ?" for _ in words)
+    sql = f"SELECT p.record_json FROM papers p WHERE 1 = 1{likes}{where} ORDER BY p.date DESC LIMIT 20"
+    return _papers(conn.execute(sql, [*(f"%{w}%" for w in words), *params]).fetchall())
+
+
+def rank_in_memory(
+    documents: Sequence[tuple[str, str, str]], words: Sequence[str], *, title_weight: float
+) -> list[tuple[int, float]]:
+    """``(index, bm25)`` of the ``(title, summary, rest)`` documents every word matches (porter-stemmed; lower bm25
+    is better; titles weigh ``title_weight`` times the other columns), unordered.
+
+    For papers outside a store (the shipped list, read-only): a throwaway in-memory FTS5 index over a few hundred
+    documents takes a millisecond or two to build.
+    """
+    if not words or not documents:
+        return []
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.execute(f'CREATE VIRTUAL TABLE f USING fts5(title, summary, rest, tokenize = "{FTS_TOKENIZER}")')
+        rows = [(i, *doc) for i, doc in enumerate(documents)]
+        mem.executemany("INSERT INTO f (rowid, title, summary, rest) VALUES (?, ?, ?, ?)", rows)
+        match = " ".join(f'"{w}"' for w in words)
+        hits = mem.execute("SELECT rowid, bm25(f, ?, 1.0, 1.0) FROM f WHERE f MATCH ?", (title_weight, match))
+        return [(int(i), float(score)) for i, score in hits.fetchall()]
+    finally:
+        mem.close()
+
+
+def has_papers(conn: sqlite3.Connection) -> bool:
+    """True when the store holds any paper; False for an empty catalogue or a store without the papers tables
+    (one opened read-only before they were created)."""
+    try:
+        return conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 def _neg_date(iso: str) -> int:
     return -date.fromisoformat(iso).toordinal()
 

@@ -91,12 +91,26 @@ def save_scan(conn: sqlite3.Connection, headmap: HeadMap, out_dir: str | None = 
     return scan_id
 
 
+SCAN_INFO = "id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
+"""The columns of a scan's summary (everything but the head map)."""
+
+
 def list_scans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
-        " FROM scans ORDER BY id DESC"
-    )
-    return [dict(r) for r in rows]
+    """Summaries of the stored scans, newest first."""
+    return [dict(r) for r in conn.execute(f"SELECT {SCAN_INFO} FROM scans ORDER BY id DESC")]
+
+
+def scan_info(conn: sqlite3.Connection, scan_id: int) -> dict[str, Any] | None:
+    """The summary of scan ``scan_id``, or None if there is none."""
+    row = conn.execute(f"SELECT {SCAN_INFO} FROM scans WHERE id = ?", (scan_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def delete_scan(conn: sqlite3.Connection, scan_id: int) -> bool:
+    """Delete a scan and its head scores in one transaction; False if there was none."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM scans WHERE id = ?", (scan_id,))
+    return cur.rowcount > 0
 
 
 def load_scan(conn: sqlite3.Connection, scan_id: int) -> HeadMap:

@@ -14,12 +14,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidSettingError
 from ...store.db import execute_script, migration, transaction
 from ..identity import title_key
 from .model import Entry
+
+if TYPE_CHECKING:
+    from .sources.semantic_scholar import Enrichment
 
 STATUSES = ("pending", "irrelevant", "accepted", "rejected", "catalogued")
 """``pending``: relevant, awaiting review; ``irrelevant``: scored below the threshold; ``accepted`` / ``rejected``:
@@ -403,6 +406,39 @@ def write_page(
     return result
 
 
+def entries_to_enrich(conn: sqlite3.Connection, limit: int) -> list[FeedEntry]:
+    """Pending and accepted entries, oldest first, at most ``limit``."""
+    rows = conn.execute(
+        "SELECT * FROM feed_entries WHERE status IN ('pending', 'accepted') ORDER BY id LIMIT ?", (limit,)
+    ).fetchall()
+    return [FeedEntry.from_row(r) for r in rows]
+
+
+def write_enrichments(conn: sqlite3.Connection, updates: Iterable[tuple[int, Enrichment]]) -> int:
+    """Apply venue and citation counts (and an arXiv id no other entry holds) by entry id, in one transaction;
+    returns the rows changed."""
+    changed = 0
+    with transaction(conn):
+        for entry_id, info in updates:
+            cur = conn.execute(
+                "UPDATE feed_entries SET venue = COALESCE(?, venue), citation_count = ? WHERE id = ?"
+                " AND (venue IS NOT COALESCE(?, venue) OR citation_count IS NOT ?)",
+                (info.venue, info.citation_count, entry_id, info.venue, info.citation_count),
+            )
+            changed += cur.rowcount
+            if info.arxiv_id:
+                conn.execute(
+                    "UPDATE feed_entries SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM feed_entries WHERE arxiv_id = ?)",
+                    (info.arxiv_id, entry_id, info.arxiv_id),
+                )
+    return changed
+
+
+def count_entries(conn: sqlite3.Connection, status: str) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM feed_entries WHERE status = ?", (status,)).fetchone()[0])
+
+
 def mark_accepted(conn: sqlite3.Connection, entry_id: int, catalogue_id: str, head_types: Sequence[str]) -> None:
     """Record a review's acceptance, inside the caller's transaction (with the catalogue write)."""
     conn.execute(
@@ -566,3 +602,87 @@ def record_full_text(
             f"UPDATE feed_entries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?", (*merged, entry_id)
         )
         write_evidence(conn, entry_id, evidence)
+
+
+# ----- digest subscriptions -----
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    head_types: tuple[str, ...]
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def wants(self, entry: FeedEntry) -> bool:
+        """Head types: any of them (OR); keywords: any of them; negative keywords: none of them (case-insensitive,
+        in title, abstract or the source's keywords)."""
+        text = " ".join([entry.title, entry.abstract, *entry.keywords]).lower()
+        if self.head_types and not set(self.head_types) & set(entry.head_types):
+            return False
+        if self.keywords and not any(k.lower() in text for k in self.keywords):
+            return False
+        return not any(x.lower() in text for x in self.exclude)
+
+
+def save_subscriber(
+    conn: sqlite3.Connection,
+    email: str,
+    *,
+    head_types: Sequence[str],
+    keywords: Sequence[str],
+    exclude: Sequence[str],
+) -> Subscriber:
+    """Create or replace the subscription of ``email`` (checked by the caller); its id and creation time stay."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO digest_subscribers (email, head_types_json, keywords_json, exclude_json, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET head_types_json = excluded.head_types_json,"
+            " keywords_json = excluded.keywords_json, exclude_json = excluded.exclude_json",
+            (email, json.dumps(list(head_types)), json.dumps(list(keywords)), json.dumps(list(exclude)), now_iso()),
+        )
+    found = get_subscriber(conn, email)
+    assert found is not None
+    return found
+
+
+def delete_subscriber(conn: sqlite3.Connection, email: str) -> bool:
+    """Remove a subscription (and, by cascade, its sent records); False if there was none."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM digest_subscribers WHERE email = ?", (email,))
+    return cur.rowcount > 0
+
+
+def _subscriber(r: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        id=r["id"],
+        email=r["email"],
+        head_types=tuple(json.loads(r["head_types_json"])),
+        keywords=tuple(json.loads(r["keywords_json"])),
+        exclude=tuple(json.loads(r["exclude_json"])),
+    )
+
+
+def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
+    row = conn.execute("SELECT * FROM digest_subscribers WHERE email = ?", (email,)).fetchone()
+    return _subscriber(row) if row is not None else None
+
+
+def subscribers(conn: sqlite3.Connection) -> list[Subscriber]:
+    return [_subscriber(r) for r in conn.execute("SELECT * FROM digest_subscribers ORDER BY id").fetchall()]
+
+
+def sent_entry_ids(conn: sqlite3.Connection, subscriber_id: int) -> set[int]:
+    """Entries already sent to this subscriber."""
+    rows = conn.execute("SELECT entry_id FROM digest_sent WHERE subscriber_id = ?", (subscriber_id,))
+    return {int(r[0]) for r in rows}
+
+
+def record_sent(conn: sqlite3.Connection, subscriber_id: int, entry_ids: Sequence[int]) -> None:
+    """Record, in one transaction, that the server accepted a message carrying ``entry_ids``."""
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO digest_sent (subscriber_id, entry_id, sent_at) VALUES (?, ?, ?)",
+            [(subscriber_id, entry_id, now_iso()) for entry_id in entry_ids],
+        )
