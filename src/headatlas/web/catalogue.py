@@ -15,16 +15,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HeadatlasError
+from ..literature.identity import title_slug
 
 if TYPE_CHECKING:
     from ..heads import HeadType
 
 PaperDict = dict[str, Any]
 SEARCH_LIMIT = 500
-
-
-def _slug(title: str) -> str:
-    return "-".join(re.findall(r"[a-z0-9]+", title.lower())[:8]) or "paper"
 
 
 def normalise(paper: Any) -> PaperDict:
@@ -53,7 +50,7 @@ def _registry_papers() -> list[PaperDict]:
         for title in t.papers:
             entry = by_title.setdefault(
                 title,
-                normalise({"id": _slug(title), "title": title, "provenance": {"source": "registry"}}),
+                normalise({"id": title_slug(title), "title": title, "provenance": {"source": "registry"}}),
             )
             entry["head_types"].append(t.id)
             if t.stage not in entry["stages"]:
