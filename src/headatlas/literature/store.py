@@ -294,7 +294,7 @@ def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper], terms: Sequ
     ``terms`` are head types the papers use beyond this store's vocabulary (exported with them); one that is
     already known must be identical.
     """
-    ensure_seeded(conn)
+    ensure_seeded(conn)  # before validating: a title may clash with a seed paper
     known = store_vocabulary(conn)
     new_terms = []
     for term in terms:
@@ -312,33 +312,42 @@ def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper], terms: Sequ
     return len(papers)
 
 
+@functools.cache
 def _catalogue_digest() -> str:
     vocab_text = json.dumps([t.to_dict() for t in shipped_terms()], sort_keys=True)
     return hashlib.sha256((shipped_text() + vocab_text).encode("utf-8")).hexdigest()
 
 
+def _is_seeded(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
+    return row is not None and row[0] == _catalogue_digest()
+
+
 def ensure_seeded(conn: sqlite3.Connection) -> bool:
     """Import the shipped vocabulary and catalogue unless this exact version is already in. True if it wrote."""
-    digest = _catalogue_digest()
-    row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
-    if row is not None and row[0] == digest:
+    if _is_seeded(conn):
         return False
-    catalogue = load_catalogue()
+    load_catalogue()  # parse and validate before taking the write lock
     with transaction(conn):
-        row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
-        if row is not None and row[0] == digest:  # another process seeded it while this one waited
-            return False
-        _write_terms(conn, shipped_terms(), shipped=True)
-        # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
-        # a new seed entry now duplicates by title gives way to it)
-        for p in catalogue.papers:
-            clash = conn.execute(
-                "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (title_key(p.title), p.id)
-            ).fetchone()
-            if clash is not None:
-                _delete_rowid(conn, conn.execute("SELECT rowid FROM papers WHERE id = ?", clash).fetchone()[0])
-        _insert_papers(conn, catalogue.papers)
-        conn.execute("INSERT OR REPLACE INTO papers_meta (key, value) VALUES ('seed_digest', ?)", (digest,))
+        return seed_locked(conn)
+
+
+def seed_locked(conn: sqlite3.Connection) -> bool:
+    """:func:`ensure_seeded` inside the caller's transaction, so a write can seed a fresh store and commit with it."""
+    if _is_seeded(conn):  # seeded already, or by another process while this one waited for the lock
+        return False
+    _write_terms(conn, shipped_terms(), shipped=True)
+    # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
+    # a new seed entry now duplicates by title gives way to it)
+    catalogue = load_catalogue()
+    for p in catalogue.papers:
+        clash = conn.execute(
+            "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (title_key(p.title), p.id)
+        ).fetchone()
+        if clash is not None:
+            _delete_rowid(conn, conn.execute("SELECT rowid FROM papers WHERE id = ?", clash).fetchone()[0])
+    _insert_papers(conn, catalogue.papers)
+    conn.execute("INSERT OR REPLACE INTO papers_meta (key, value) VALUES ('seed_digest', ?)", (_catalogue_digest(),))
     return True
 
 
@@ -412,12 +421,14 @@ class AddResult:
 def add_paper(conn: sqlite3.Connection, paper: Paper, *, new_terms: Sequence[HeadTerm] = ()) -> AddResult:
     """Add a contribution, merging with a duplicate (see :func:`find_duplicate`) instead of duplicating.
 
-    Reading and validating happen first; the write is one short transaction that re-checks the match, so a
-    concurrent writer adding the same paper in between is merged with, not duplicated or clobbered.
+    Reading and validating happen first; the write is one short transaction (seeding a fresh store in it) that
+    re-checks the match, so a concurrent writer adding the same paper in between is merged with, not duplicated
+    or clobbered.
     """
-    ensure_seeded(conn)
+    load_catalogue()  # parsed before the lock
     vocab = Vocabulary([*store_vocabulary(conn).terms.values(), *new_terms])  # raises on clashes
     with transaction(conn):
+        seed_locked(conn)
         return add_paper_locked(conn, paper, vocab=vocab, new_terms=new_terms)
 
 
