@@ -8,12 +8,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StoreError
-from ..headmap import HeadMap
+from ..headmap import HEAD_SCORE, HeadMap
 from .db import execute_script, migration, transaction
 
 
 @migration("scans", "0001_create")
 def _create(conn: sqlite3.Connection) -> None:
+    """History, never edited: ``head_scores`` holds :data:`~headatlas.headmap.HEAD_SCORE`'s columns as of this
+    migration (a test holds the migrated table to the declaration; a new field comes with its own migration)."""
     execute_script(
         conn,
         """
@@ -68,27 +70,20 @@ def save_scan(conn: sqlite3.Connection, headmap: HeadMap, out_dir: str | None = 
             ),
         )
         scan_id = int(cursor.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO head_scores (scan_id, layer, head, head_type, score, score_se, n_samples, threshold,"
-            " member, attribution, ablation_effect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    scan_id,
-                    r["layer"],
-                    r["head"],
-                    r["head_type"],
-                    r["score"],
-                    r["score_se"],
-                    r["n_samples"],
-                    r["threshold"],
-                    int(bool(r["member"])),
-                    r.get("attribution"),
-                    r.get("ablation_effect"),
-                )
-                for r in headmap.rows
-            ],
-        )
+        conn.executemany(_INSERT_SCORES, [(scan_id, *_score_values(r)) for r in headmap.rows])
     return scan_id
+
+
+_INSERT_SCORES = (
+    f"INSERT INTO head_scores (scan_id, {', '.join(f.name for f in HEAD_SCORE)})"
+    f" VALUES ({', '.join('?' * (1 + len(HEAD_SCORE)))})"
+)
+
+
+def _score_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A head-score row as ``head_scores`` values (a bool as 0/1; a causal column the scan lacks as NULL)."""
+    values = (row[f.name] if f.present else row.get(f.name) for f in HEAD_SCORE)
+    return tuple(int(bool(v)) if f.kind is bool else v for f, v in zip(HEAD_SCORE, values, strict=True))
 
 
 SCAN_INFO = "id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
