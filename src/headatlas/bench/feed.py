@@ -20,6 +20,7 @@ from ..literature.feed.ingest import Annotator
 from ..literature.feed.sources.arxiv import parse_arxiv_feed
 from ..literature.feed.store import count_entries, write_page
 from ..literature.feed.synthetic import atom_page, make_entries
+from ..literature.store import ensure_seeded
 from ..store import connect
 from .relevance import measure
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     annotate(entries[:1])
     with tempfile.TemporaryDirectory() as tmp:
         conn = connect(Path(tmp) / "bench.sqlite3")
+        ensure_seeded(conn)  # a real store holds the catalogue the new entries are checked against
         start = time.perf_counter()
         added = 0
         for page in pages:

@@ -368,16 +368,31 @@ def find_duplicate(conn: sqlite3.Connection, paper: Paper) -> Duplicate | None:
     row = conn.execute("SELECT record_json FROM papers WHERE id = ?", (paper.id,)).fetchone()
     if row is not None:
         return Duplicate(Paper.from_dict(json.loads(row[0])), "id")
-    for key in _paper_keys(paper):
+    found = _same_work(conn, _paper_keys(paper), paper.title)
+    return Duplicate(Paper.from_dict(json.loads(found[0]["record_json"])), found[1]) if found is not None else None
+
+
+def _same_work(conn: sqlite3.Connection, keys: Sequence[str], title: str) -> tuple[sqlite3.Row, str] | None:
+    """The stored paper sharing one of the typed id ``keys`` (first match wins), else the title key; and how."""
+    for key in keys:
         row = conn.execute(
-            "SELECT p.record_json FROM paper_keys k JOIN papers p ON p.rowid = k.paper_rowid WHERE k.key = ?"
+            "SELECT p.id, p.record_json FROM paper_keys k JOIN papers p ON p.rowid = k.paper_rowid WHERE k.key = ?"
             " ORDER BY p.rowid LIMIT 1",
             (key,),
         ).fetchone()
         if row is not None:
-            return Duplicate(Paper.from_dict(json.loads(row[0])), key)
-    row = conn.execute("SELECT record_json FROM papers WHERE norm_title = ?", (title_key(paper.title),)).fetchone()
-    return Duplicate(Paper.from_dict(json.loads(row[0])), "title") if row is not None else None
+            return row, key
+    row = conn.execute("SELECT id, record_json FROM papers WHERE norm_title = ?", (title_key(title),)).fetchone()
+    return (row, "title") if row is not None else None
+
+
+def catalogued_as(conn: sqlite3.Connection, title: str, *ids: str | None) -> str | None:
+    """The id of the stored paper that is this work (``ids``: arXiv ids, DOIs or URLs naming it), else None.
+
+    Papers accepted into this store count, not only the shipped catalogue (the feed marks such entries
+    ``catalogued``)."""
+    found = _same_work(conn, identity_keys(*ids), title)
+    return str(found[0]["id"]) if found is not None else None
 
 
 def _union(a: Sequence[str], b: Sequence[str]) -> tuple[str, ...]:

@@ -32,18 +32,20 @@ def _statements(conn: sqlite3.Connection) -> list[str]:
 
 
 @pytest.mark.parametrize("seeded", [False, True])
-def test_accept_is_one_transaction_and_seeds_a_fresh_store_in_it(tmp_path: Path, seeded: bool) -> None:
+def test_accept_is_one_transaction_and_seeds_the_store_in_it(tmp_path: Path, seeded: bool) -> None:
+    """Unseeded: the store holds the seed of an older headatlas (its digest differs from the shipped one's)."""
     conn = connect(tmp_path / "s.sqlite3")
-    if seeded:
-        ensure_seeded(conn)
     entry_id = _pending(conn)
+    if not seeded:
+        with conn:
+            conn.execute("UPDATE papers_meta SET value = 'an older shipped catalogue' WHERE key = 'seed_digest'")
     seen = _statements(conn)
     result = accept(conn, entry_id)
     conn.set_trace_callback(None)
     assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
     assert sum(s.startswith("COMMIT") for s in seen) <= 1  # sqlite3 commits without a traced statement
     writes_seed = any("papers_meta" in s and s.startswith("INSERT") for s in seen)
-    assert writes_seed is not seeded  # the seed is written once: by this accept on a fresh store, never again
+    assert writes_seed is not seeded  # the seed is written once: by this accept when it is due, else never
     assert get_entry(conn, entry_id).status == "accepted"  # type: ignore[union-attr]
     stored = {r[0] for r in conn.execute("SELECT id FROM papers")}
     assert result.paper.id in stored and len(stored) == len(load_catalogue()) + 1

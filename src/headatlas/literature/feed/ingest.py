@@ -17,8 +17,6 @@ from pathlib import Path
 
 from ...errors import InvalidSettingError
 from ...fileio import loads_json
-from ..catalogue import load_catalogue
-from ..identity import title_key
 from .model import Entry
 from .proposals import evidence_rows
 from .relevance import RelevanceModel, default_model
@@ -43,7 +41,8 @@ Progress = Callable[[str], None]
 
 
 class Annotator:
-    """Scores, tags and summarises new entries; marks those already in the catalogue."""
+    """Scores, tags and summarises new entries (whether one is already catalogued, the store says when it is
+    written: :func:`~headatlas.literature.store.catalogued_as`)."""
 
     def __init__(
         self,
@@ -54,9 +53,6 @@ class Annotator:
         self.model = model or default_model()
         self.tagger = tagger or default_tagger()
         self.summariser = summariser or ExtractiveSummariser()
-        catalogue = load_catalogue().papers
-        self._by_arxiv = {p.arxiv_id: p.id for p in catalogue if p.arxiv_id}
-        self._by_title = {title_key(p.title): p.id for p in catalogue}
 
     def __call__(self, entries: Sequence[Entry]) -> list[Annotation]:
         verdicts = self.model.judge([(e.title, e.abstract) for e in entries])
@@ -68,7 +64,6 @@ class Annotator:
                 learned, neighbour = self.model.suggest(entry.title, entry.abstract)
                 head_types = learned
                 why = (*why, f"head types learned from the closest catalogue paper: {neighbour}") if learned else why
-            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(title_key(entry.title))
             notes.append(
                 Annotation(
                     relevant=verdict.relevant,
@@ -79,7 +74,6 @@ class Annotator:
                     stages=tags.stages,
                     models=tags.models,
                     summary=summary_dict(self.summariser.summarise(entry.title, entry.abstract)),
-                    catalogue_id=known,
                     evidence=evidence_rows(tags, extract_heads(entry.title, entry.abstract)),
                 )
             )

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidSettingError
 from ...store.db import execute_script, migration, transaction
+from .. import store as paper_store
 from ..identity import title_key
 from .model import Entry
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "irrelevant", "accepted", "rejected", "catalogued")
 """``pending``: relevant, awaiting review; ``irrelevant``: scored below the threshold; ``accepted`` / ``rejected``:
-reviewed; ``catalogued``: already in the shipped catalogue when it arrived."""
+reviewed; ``catalogued``: already in this store's paper catalogue when it arrived (see ``catalogued_as``)."""
 
 
 @migration("feed", "0001_entries")
@@ -379,6 +380,8 @@ def write_page(
             if not keys & keys_seen:
                 firsts.append(entry)
             keys_seen |= keys
+    if firsts:  # new works are checked against the store's paper catalogue: the shipped papers must be in it
+        paper_store.ensure_seeded(conn)
     notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
     with transaction(conn):
         for entry in entries:
@@ -392,6 +395,9 @@ def write_page(
                     result.unchanged += 1
                 continue
             note = notes.get(id(entry)) or annotate([entry])[0]
+            if note.catalogue_id is None:  # read under the lock: a paper accepted a moment ago counts
+                known = paper_store.catalogued_as(conn, entry.title, entry.arxiv_id, entry.doi)
+                note = replace(note, catalogue_id=known) if known is not None else note
             result.added_ids.append(_insert(conn, entry, note))
             write_evidence(conn, result.added_ids[-1], note.evidence)
             result.added += 1
