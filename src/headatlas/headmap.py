@@ -20,8 +20,38 @@ from .models.facts import ModelFacts
 if TYPE_CHECKING:
     import numpy as np
 
-CSV_COLUMNS = ("layer", "head", "head_type", "score", "score_se", "n_samples", "threshold", "member")
-CAUSAL_COLUMNS = ("attribution", "ablation_effect")
+
+@dataclass(frozen=True)
+class ScoreField:
+    """One column of a head-score row (the rows of a :class:`HeadMap`)."""
+
+    name: str
+    kind: type  # int, str, float or bool
+    doc: str
+    nullable: bool = False  # may be null / an empty CSV cell
+    present: bool = True  # always a key of the row (causal columns exist only after ``--verify``)
+
+
+HEAD_SCORE: tuple[ScoreField, ...] = (
+    ScoreField("layer", int, "0-based layer"),
+    ScoreField("head", int, "0-based query head within the layer"),
+    ScoreField("head_type", str, "head-type id (the vocabulary's)"),
+    ScoreField("score", float, "the head type's score of this head; null where it was not computed", nullable=True),
+    ScoreField("score_se", float, "standard error of the score over its samples", nullable=True),
+    ScoreField("n_samples", int, "items the score averages over"),
+    ScoreField("threshold", float, "score at or above which the head counts as a member"),
+    ScoreField("member", bool, "score >= threshold"),
+    ScoreField("attribution", float, "attribution-patching estimate (with --verify)", nullable=True, present=False),
+    ScoreField("ablation_effect", float, "exact single-head ablation effect (with --verify)", nullable=True,
+               present=False),
+)  # fmt: skip
+"""The head-score row, declared once: the CSV columns, the store's ``head_scores`` columns (a test holds the
+migrated table to this) and the API's ``HeadScore`` model derive from it. A new field needs a migration adding its
+column as well."""
+
+CSV_COLUMNS = tuple(f.name for f in HEAD_SCORE if f.present)
+CAUSAL_COLUMNS = tuple(f.name for f in HEAD_SCORE if not f.present)
+_FIELDS = {f.name: f for f in HEAD_SCORE}
 
 
 def head_name(layer: int, head: int) -> str:
@@ -34,6 +64,14 @@ def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{value:.6f}"
+
+
+def _cell(field: ScoreField, value: Any) -> Any:
+    if field.kind is float:
+        return _fmt(value)
+    if field.kind is bool:
+        return "true" if value else "false"
+    return value
 
 
 @dataclass
@@ -88,21 +126,10 @@ class HeadMap:
         causal = [c for c in CAUSAL_COLUMNS if any(c in r for r in self.rows)]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([*CSV_COLUMNS, *causal])
+        columns = [*CSV_COLUMNS, *causal]
+        writer.writerow(columns)
         for r in self.rows:
-            writer.writerow(
-                [
-                    r["layer"],
-                    r["head"],
-                    r["head_type"],
-                    _fmt(r["score"]),
-                    _fmt(r["score_se"]),
-                    r["n_samples"],
-                    _fmt(r["threshold"]),
-                    "true" if r["member"] else "false",
-                    *[_fmt(r.get(c)) for c in causal],
-                ]
-            )
+            writer.writerow([_cell(_FIELDS[c], r[c] if _FIELDS[c].present else r.get(c)) for c in columns])
         return buffer.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,7 +290,7 @@ def _validated(data: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             value = row.get(name)
             _check(_is_int(value) and 0 <= value < top, f"{where}.{name} must be an integer 0..{top - 1}")
         _check(row.get("head_type") in data["head_types"], f"{where}.head_type {row.get('head_type')!r} is unknown")
-        for name in ("score", "score_se", "threshold", "attribution", "ablation_effect"):
+        for name in (f.name for f in HEAD_SCORE if f.kind is float):
             value = row.get(name)
             required = name == "score"
             _check(

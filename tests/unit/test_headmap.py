@@ -25,6 +25,16 @@ def test_one_row_per_head_and_type_with_the_contract_columns(headmap):
     assert "-1" not in {cell for line in headmap.csv_text().splitlines()[1:] for cell in line.split(",")[3:5]}
 
 
+def test_census_rows_and_the_api_model_follow_the_one_declaration(headmap):
+    from headatlas.headmap import CSV_COLUMNS, HEAD_SCORE
+    from headatlas.web.schemas import HeadScore
+
+    assert all(list(r) == list(CSV_COLUMNS) for r in headmap.rows)  # no --verify: the columns every scan has
+    assert list(HeadScore.model_fields) == ["name", *(f.name for f in HEAD_SCORE)]
+    row = HeadScore.model_validate({"name": "L0H0", **headmap.rows[0]})
+    assert row.model_dump()["n_samples"] == headmap.rows[0]["n_samples"]
+
+
 def test_same_seed_same_bytes_other_seed_other_scores(tmp_path, headmap):
     again = run_census(tiny_llama("gqa"), ScanSettings(seed=0, probes=SMALL))
     assert again.csv_text() == headmap.csv_text()

@@ -91,15 +91,6 @@ def _queries(n: int, records: list[dict[str, Any]], seed: int) -> list[dict[str,
     return out
 
 
-def _like_scan(conn: Any, query: str, head_type: str | None, stage: str | None, year: int | None) -> list[Any]:
-    """Baseline: every word as a case-insensitive substring of the stored record, same filters, newest first."""
-    where, params = paper_store._filters(head_type, stage, year)
-    words = query.split()
-    likes = "".join(" AND p.record_json LIKE ?" for _ in words)
-    sql = f"SELECT p.record_json FROM papers p WHERE 1 = 1{likes}{where} ORDER BY p.date DESC LIMIT 20"
-    return conn.execute(sql, [*(f"%{w}%" for w in words), *params]).fetchall()
-
-
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -145,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         like_ms: list[float] = []
         for q in queries[: args.baseline_queries]:
             t = time.perf_counter()
-            _like_scan(conn, q["query"], q.get("head_type"), q.get("stage"), q.get("year"))
+            paper_store.substring_search(conn, q["query"], q.get("head_type"), q.get("stage"), q.get("year"))
             like_ms.append((time.perf_counter() - t) * 1000)
         conn.close()
 

@@ -58,6 +58,13 @@ class Catalogue:
                 return p
         raise CatalogueError(f"no paper with id {paper_id!r}")
 
+    def papers_for_head_type(self, head_type_id: str, vocab: Vocabulary | None = None) -> list[Paper]:
+        """Papers about ``head_type_id``: those tagged with it plus its defining papers, newest first (ties by id),
+        as :func:`headatlas.literature.store.papers_for_head_type` gives them from a store. An id the vocabulary
+        does not know raises :class:`~headatlas.errors.UnknownHeadNameError` with close matches."""
+        term = (vocab or vocabulary()).get(head_type_id)
+        return sort_papers(p for p in self.papers if head_type_id in p.head_types or p.id in term.papers)
+
     def check_vocabulary(self, vocab: Vocabulary | None = None) -> None:
         """Every head type and tag of every paper must be in the vocabulary, and tags must map to head types."""
         vocab = vocab or vocabulary()

@@ -83,8 +83,9 @@ def identity_keys(*texts: str | None) -> list[str]:
     return keys
 
 
-def title_slug(title: str, year: int) -> str:
-    """A stable lower-case id for a paper without an arXiv id: ``<first five title words>-<year>``.
+def title_slug(title: str, year: int | None = None) -> str:
+    """A stable lower-case id for a paper without an arXiv id: ``<first five title words>-<year>`` (no year part
+    when ``year`` is None: a paper known by its title alone).
 
     The words are the title's ASCII letters and digits (accents folded). A title with any other letter (or none)
     also gets eight hex digits of its :func:`title_key`, so two Chinese titles never share an id.
@@ -93,4 +94,4 @@ def title_slug(title: str, year: int) -> str:
     words = re.findall(r"[a-z0-9]+", folded)
     key = title_key(title)
     tail = [] if "".join(words) == key else [hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]]
-    return "-".join([*words[:5], *tail, str(year)])
+    return "-".join([*words[:5], *tail, *([str(year)] if year is not None else [])])

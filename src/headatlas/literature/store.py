@@ -196,9 +196,14 @@ def _write_terms(conn: sqlite3.Connection, terms: Iterable[HeadTerm], *, shipped
 
 def add_head_term(conn: sqlite3.Connection, term: HeadTerm) -> None:
     """Record a new head type; refuses an id or alias the vocabulary already has."""
-    Vocabulary([*store_vocabulary(conn).terms.values(), term])  # raises on id or alias clashes
     with transaction(conn):
-        _write_terms(conn, [term], shipped=False)
+        add_head_term_locked(conn, term)
+
+
+def add_head_term_locked(conn: sqlite3.Connection, term: HeadTerm) -> None:
+    """:func:`add_head_term` inside the caller's transaction (the check reads the vocabulary under the lock)."""
+    Vocabulary([*store_vocabulary(conn).terms.values(), term])  # raises on id or alias clashes
+    _write_terms(conn, [term], shipped=False)
 
 
 # ----- writing papers -----
@@ -289,7 +294,7 @@ def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper], terms: Sequ
     ``terms`` are head types the papers use beyond this store's vocabulary (exported with them); one that is
     already known must be identical.
     """
-    ensure_seeded(conn)
+    ensure_seeded(conn)  # before validating: a title may clash with a seed paper
     known = store_vocabulary(conn)
     new_terms = []
     for term in terms:
@@ -307,33 +312,42 @@ def import_papers(conn: sqlite3.Connection, papers: Sequence[Paper], terms: Sequ
     return len(papers)
 
 
+@functools.cache
 def _catalogue_digest() -> str:
     vocab_text = json.dumps([t.to_dict() for t in shipped_terms()], sort_keys=True)
     return hashlib.sha256((shipped_text() + vocab_text).encode("utf-8")).hexdigest()
 
 
+def _is_seeded(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
+    return row is not None and row[0] == _catalogue_digest()
+
+
 def ensure_seeded(conn: sqlite3.Connection) -> bool:
     """Import the shipped vocabulary and catalogue unless this exact version is already in. True if it wrote."""
-    digest = _catalogue_digest()
-    row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
-    if row is not None and row[0] == digest:
+    if _is_seeded(conn):
         return False
-    catalogue = load_catalogue()
+    load_catalogue()  # parse and validate before taking the write lock
     with transaction(conn):
-        row = conn.execute("SELECT value FROM papers_meta WHERE key = 'seed_digest'").fetchone()
-        if row is not None and row[0] == digest:  # another process seeded it while this one waited
-            return False
-        _write_terms(conn, shipped_terms(), shipped=True)
-        # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
-        # a new seed entry now duplicates by title gives way to it)
-        for p in catalogue.papers:
-            clash = conn.execute(
-                "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (title_key(p.title), p.id)
-            ).fetchone()
-            if clash is not None:
-                _delete_rowid(conn, conn.execute("SELECT rowid FROM papers WHERE id = ?", clash).fetchone()[0])
-        _insert_papers(conn, catalogue.papers)
-        conn.execute("INSERT OR REPLACE INTO papers_meta (key, value) VALUES ('seed_digest', ?)", (digest,))
+        return seed_locked(conn)
+
+
+def seed_locked(conn: sqlite3.Connection) -> bool:
+    """:func:`ensure_seeded` inside the caller's transaction, so a write can seed a fresh store and commit with it."""
+    if _is_seeded(conn):  # seeded already, or by another process while this one waited for the lock
+        return False
+    _write_terms(conn, shipped_terms(), shipped=True)
+    # seed entries belong to the package: a new shipped version overwrites them (and a stored paper that
+    # a new seed entry now duplicates by title gives way to it)
+    catalogue = load_catalogue()
+    for p in catalogue.papers:
+        clash = conn.execute(
+            "SELECT id FROM papers WHERE norm_title = ? AND id != ?", (title_key(p.title), p.id)
+        ).fetchone()
+        if clash is not None:
+            _delete_rowid(conn, conn.execute("SELECT rowid FROM papers WHERE id = ?", clash).fetchone()[0])
+    _insert_papers(conn, catalogue.papers)
+    conn.execute("INSERT OR REPLACE INTO papers_meta (key, value) VALUES ('seed_digest', ?)", (_catalogue_digest(),))
     return True
 
 
@@ -354,16 +368,31 @@ def find_duplicate(conn: sqlite3.Connection, paper: Paper) -> Duplicate | None:
     row = conn.execute("SELECT record_json FROM papers WHERE id = ?", (paper.id,)).fetchone()
     if row is not None:
         return Duplicate(Paper.from_dict(json.loads(row[0])), "id")
-    for key in _paper_keys(paper):
+    found = _same_work(conn, _paper_keys(paper), paper.title)
+    return Duplicate(Paper.from_dict(json.loads(found[0]["record_json"])), found[1]) if found is not None else None
+
+
+def _same_work(conn: sqlite3.Connection, keys: Sequence[str], title: str) -> tuple[sqlite3.Row, str] | None:
+    """The stored paper sharing one of the typed id ``keys`` (first match wins), else the title key; and how."""
+    for key in keys:
         row = conn.execute(
-            "SELECT p.record_json FROM paper_keys k JOIN papers p ON p.rowid = k.paper_rowid WHERE k.key = ?"
+            "SELECT p.id, p.record_json FROM paper_keys k JOIN papers p ON p.rowid = k.paper_rowid WHERE k.key = ?"
             " ORDER BY p.rowid LIMIT 1",
             (key,),
         ).fetchone()
         if row is not None:
-            return Duplicate(Paper.from_dict(json.loads(row[0])), key)
-    row = conn.execute("SELECT record_json FROM papers WHERE norm_title = ?", (title_key(paper.title),)).fetchone()
-    return Duplicate(Paper.from_dict(json.loads(row[0])), "title") if row is not None else None
+            return row, key
+    row = conn.execute("SELECT id, record_json FROM papers WHERE norm_title = ?", (title_key(title),)).fetchone()
+    return (row, "title") if row is not None else None
+
+
+def catalogued_as(conn: sqlite3.Connection, title: str, *ids: str | None) -> str | None:
+    """The id of the stored paper that is this work (``ids``: arXiv ids, DOIs or URLs naming it), else None.
+
+    Papers accepted into this store count, not only the shipped catalogue (the feed marks such entries
+    ``catalogued``)."""
+    found = _same_work(conn, identity_keys(*ids), title)
+    return str(found[0]["id"]) if found is not None else None
 
 
 def _union(a: Sequence[str], b: Sequence[str]) -> tuple[str, ...]:
@@ -407,12 +436,14 @@ class AddResult:
 def add_paper(conn: sqlite3.Connection, paper: Paper, *, new_terms: Sequence[HeadTerm] = ()) -> AddResult:
     """Add a contribution, merging with a duplicate (see :func:`find_duplicate`) instead of duplicating.
 
-    Reading and validating happen first; the write is one short transaction that re-checks the match, so a
-    concurrent writer adding the same paper in between is merged with, not duplicated or clobbered.
+    Reading and validating happen first; the write is one short transaction (seeding a fresh store in it) that
+    re-checks the match, so a concurrent writer adding the same paper in between is merged with, not duplicated
+    or clobbered.
     """
-    ensure_seeded(conn)
+    load_catalogue()  # parsed before the lock
     vocab = Vocabulary([*store_vocabulary(conn).terms.values(), *new_terms])  # raises on clashes
     with transaction(conn):
+        seed_locked(conn)
         return add_paper_locked(conn, paper, vocab=vocab, new_terms=new_terms)
 
 
@@ -584,6 +615,50 @@ def search_papers(
     }
     order = sorted(found, key=lambda rid: (*found[rid], _neg_date(meta[rid][1]), meta[rid][0]))[:limit]
     return [Hit(Paper.from_dict(json.loads(meta[rid][2])), float(found[rid][1])) for rid in order]
+
+
+def substring_search(
+    conn: sqlite3.Connection, query: str, head_type: str | None, stage: str | None, year: int | None
+) -> list[Paper]:
+    """The unindexed baseline ``bench papers`` times :func:`search_papers` against: every word a case-insensitive
+    substring of the stored record, same filters, newest first, at most 20."""
+    where, params = _filters(head_type, stage, year)
+    words = query.split()
+    likes = "".join(" AND p.record_json LIKE ?" for _ in words)
+    sql = f"SELECT p.record_json FROM papers p WHERE 1 = 1{likes}{where} ORDER BY p.date DESC LIMIT 20"
+    return _papers(conn.execute(sql, [*(f"%{w}%" for w in words), *params]).fetchall())
+
+
+def rank_in_memory(
+    documents: Sequence[tuple[str, str, str]], words: Sequence[str], *, title_weight: float
+) -> list[tuple[int, float]]:
+    """``(index, bm25)`` of the ``(title, summary, rest)`` documents every word matches (porter-stemmed; lower bm25
+    is better; titles weigh ``title_weight`` times the other columns), unordered.
+
+    For papers outside a store (the shipped list, read-only): a throwaway in-memory FTS5 index over a few hundred
+    documents takes a millisecond or two to build.
+    """
+    if not words or not documents:
+        return []
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.execute(f'CREATE VIRTUAL TABLE f USING fts5(title, summary, rest, tokenize = "{FTS_TOKENIZER}")')
+        rows = [(i, *doc) for i, doc in enumerate(documents)]
+        mem.executemany("INSERT INTO f (rowid, title, summary, rest) VALUES (?, ?, ?, ?)", rows)
+        match = " ".join(f'"{w}"' for w in words)
+        hits = mem.execute("SELECT rowid, bm25(f, ?, 1.0, 1.0) FROM f WHERE f MATCH ?", (title_weight, match))
+        return [(int(i), float(score)) for i, score in hits.fetchall()]
+    finally:
+        mem.close()
+
+
+def has_papers(conn: sqlite3.Connection) -> bool:
+    """True when the store holds any paper; False for an empty catalogue or a store without the papers tables
+    (one opened read-only before they were created)."""
+    try:
+        return conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def _neg_date(iso: str) -> int:

@@ -14,19 +14,14 @@ import difflib
 import functools
 import importlib.resources
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from ..errors import CatalogueError, UnknownHeadNameError
 from .schema import STAGES
-
-if TYPE_CHECKING:
-    from .catalogue import Catalogue
-    from .schema import Paper
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -201,21 +196,3 @@ def new_term(name: str, stage: str = "ICI") -> HeadTerm:
         definition=f"Added from a contribution naming {display_tag(name)!r}; definition to be written.",
         aliases=(name,),
     )
-
-
-def papers_for_head_type(source: sqlite3.Connection | Catalogue, head_type_id: str) -> list[Paper]:
-    """Papers about ``head_type_id``: those tagged with it plus its defining papers, newest first.
-
-    ``source`` is a store connection (papers imported with :func:`headatlas.literature.store.import_papers`)
-    or a :class:`~headatlas.literature.catalogue.Catalogue`. An id the vocabulary does not know raises
-    :class:`UnknownHeadNameError` with close matches; a known id with no papers gives an empty list.
-    """
-    if isinstance(source, sqlite3.Connection):
-        from .store import papers_for_head_type as from_store
-
-        return from_store(source, head_type_id)
-    vocab = vocabulary()
-    term = vocab.get(head_type_id)
-    wanted = set(term.papers)
-    found = [p for p in source.papers if head_type_id in p.head_types or p.id in wanted]
-    return sorted(found, key=lambda p: (p.date, p.id), reverse=True)

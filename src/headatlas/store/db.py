@@ -1,8 +1,18 @@
-"""The SQLite store shared by scans and the paper catalogue.
+"""The SQLite store shared by scans, the paper catalogue and the feed.
 
-Each component (``scans``, ``papers`` …) owns an ordered list of migration functions; applied ones are
-recorded in ``migrations(component, name)``, so components evolve independently and a migration runs
-once. Connections use WAL and foreign keys; every write goes through :func:`transaction`.
+Components register with the store, not the other way round: a component's module (``store.scans``,
+``literature.store``, ``literature.feed.store`` …) declares its tables with :func:`migration`, so importing it
+registers them, and :func:`connect` applies whatever registered migrations a store lacks. This module names no
+component. Applied migrations are recorded in ``migrations(component, name)``, so components evolve
+independently and each migration runs once; a migration is history and never changes once released (a new
+column is a new migration). All SQL lives in the components' store modules. Connections use WAL and foreign
+keys; every write goes through :func:`transaction`.
+
+Plain :mod:`sqlite3`, not ``sqlite-utils``: the store's hard parts are its transaction discipline (``BEGIN
+IMMEDIATE`` with a bounded wait, migrations inside the caller's transaction, a paper upsert that rebuilds its
+index rows and a contentless FTS5 index in the same transaction), which ``sqlite-utils``' own upsert and FTS
+helpers (content tables kept by triggers) do not give; it would add a dependency and its CLI stack to every
+``papers`` command for a few statements it would save.
 
 Concurrency: WAL lets readers (``serve``) read while one process writes. Writers take the write lock with
 ``BEGIN IMMEDIATE`` and keep it only for short writes (slow work such as scoring a file happens before); a writer
@@ -13,7 +23,6 @@ that finds the lock taken waits ``BUSY_TIMEOUT`` seconds at a time, says so once
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import sqlite3
@@ -81,22 +90,15 @@ def default_db_path() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("headatlas")) / "headatlas.sqlite3"
 
 
-def _load_components() -> None:
-    # importing a component module registers its migrations
-    from . import scans  # noqa: F401
-
-    for optional in (
-        "headatlas.literature.store",
-        "headatlas.literature.feed.store",
-        "headatlas.literature.feed.proposals",
-    ):
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(optional)
+def registered() -> dict[str, list[str]]:
+    """Migration names by component, as registered so far in this process (importing a component registers it)."""
+    return {component: [name for name, _ in steps] for component, steps in sorted(_MIGRATIONS.items())}
 
 
 def connect(path: str | Path | None = None, *, read_only: bool = False) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the store at ``path``."""
-    _load_components()
+    """Open the store at ``path``, creating it if missing and applying the migrations it lacks of every component
+    registered in this process (import the component modules you use first; their imports register them).
+    ``read_only`` opens an existing store as it is."""
     db_path = Path(path) if path is not None else default_db_path()
     try:
         if read_only:
@@ -169,7 +171,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending migrations of every component, each in its own transaction. Returns what ran.
+    """Apply pending migrations of every registered component, each in its own transaction. Returns what ran.
 
     Whether a migration ran is re-read under the write lock, so processes opening a new store at once each
     apply every migration exactly once between them.

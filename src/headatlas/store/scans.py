@@ -8,12 +8,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StoreError
-from ..headmap import HeadMap
+from ..headmap import HEAD_SCORE, HeadMap
 from .db import execute_script, migration, transaction
 
 
 @migration("scans", "0001_create")
 def _create(conn: sqlite3.Connection) -> None:
+    """History, never edited: ``head_scores`` holds :data:`~headatlas.headmap.HEAD_SCORE`'s columns as of this
+    migration (a test holds the migrated table to the declaration; a new field comes with its own migration)."""
     execute_script(
         conn,
         """
@@ -68,35 +70,42 @@ def save_scan(conn: sqlite3.Connection, headmap: HeadMap, out_dir: str | None = 
             ),
         )
         scan_id = int(cursor.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO head_scores (scan_id, layer, head, head_type, score, score_se, n_samples, threshold,"
-            " member, attribution, ablation_effect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    scan_id,
-                    r["layer"],
-                    r["head"],
-                    r["head_type"],
-                    r["score"],
-                    r["score_se"],
-                    r["n_samples"],
-                    r["threshold"],
-                    int(bool(r["member"])),
-                    r.get("attribution"),
-                    r.get("ablation_effect"),
-                )
-                for r in headmap.rows
-            ],
-        )
+        conn.executemany(_INSERT_SCORES, [(scan_id, *_score_values(r)) for r in headmap.rows])
     return scan_id
 
 
+_INSERT_SCORES = (
+    f"INSERT INTO head_scores (scan_id, {', '.join(f.name for f in HEAD_SCORE)})"
+    f" VALUES ({', '.join('?' * (1 + len(HEAD_SCORE)))})"
+)
+
+
+def _score_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A head-score row as ``head_scores`` values (a bool as 0/1; a causal column the scan lacks as NULL)."""
+    values = (row[f.name] if f.present else row.get(f.name) for f in HEAD_SCORE)
+    return tuple(int(bool(v)) if f.kind is bool else v for f, v in zip(HEAD_SCORE, values, strict=True))
+
+
+SCAN_INFO = "id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
+"""The columns of a scan's summary (everything but the head map)."""
+
+
 def list_scans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
-        " FROM scans ORDER BY id DESC"
-    )
-    return [dict(r) for r in rows]
+    """Summaries of the stored scans, newest first."""
+    return [dict(r) for r in conn.execute(f"SELECT {SCAN_INFO} FROM scans ORDER BY id DESC")]
+
+
+def scan_info(conn: sqlite3.Connection, scan_id: int) -> dict[str, Any] | None:
+    """The summary of scan ``scan_id``, or None if there is none."""
+    row = conn.execute(f"SELECT {SCAN_INFO} FROM scans WHERE id = ?", (scan_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def delete_scan(conn: sqlite3.Connection, scan_id: int) -> bool:
+    """Delete a scan and its head scores in one transaction; False if there was none."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM scans WHERE id = ?", (scan_id,))
+    return cur.rowcount > 0
 
 
 def load_scan(conn: sqlite3.Connection, scan_id: int) -> HeadMap:

@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException
 from ..errors import HeadatlasError, StoreError
 from ..headmap import HeadMap, head_name
 from ..literature.schema import STAGES
-from ..store import connect, heads_of_type, list_scans, load_scan
-from ..store.db import SQLITE_MAX_INT, default_db_path, transaction
+from ..store import connect, delete_scan, heads_of_type, list_scans, load_scan, scan_info
+from ..store.db import SQLITE_MAX_INT, default_db_path
 from . import catalogue, schemas, views
 from .patterns import for_head, panel_examples, read_patterns_cached
 from .report import catalogue_papers, env, render_report, report_csp, reported_agreement
@@ -75,14 +75,9 @@ class _ScanCache:
 
     def get(self, conn: sqlite3.Connection, scan_id: int) -> tuple[HeadMap, dict[str, Any]]:
         _check_scan_id(scan_id)
-        row = conn.execute(
-            "SELECT id, model, architecture, n_layers, n_heads, n_kv_heads, seed, created_at, out_dir"
-            " FROM scans WHERE id = ?",
-            (scan_id,),
-        ).fetchone()
-        if row is None:
+        meta = scan_info(conn, scan_id)
+        if meta is None:
             raise _no_such_scan(scan_id)
-        meta = dict(row)
         key = (scan_id, str(meta["created_at"]))
         with self.lock:
             hit = self.items.get(key)
@@ -487,10 +482,8 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             raise HTTPException(403, "read-only: start the server with --curate to change the store")
         _check_scan_id(scan_id)
         with db(write=True) as conn:
-            if conn.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
+            if not delete_scan(conn, scan_id):
                 raise _no_such_scan(scan_id)
-            with transaction(conn):
-                conn.execute("DELETE FROM scans WHERE id = ?", (scan_id,))
         cache.evict(scan_id)
 
     # ---- JSON API -----------------------------------------------------------------------------------

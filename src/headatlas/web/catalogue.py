@@ -15,16 +15,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HeadatlasError
+from ..literature.identity import title_slug
 
 if TYPE_CHECKING:
     from ..heads import HeadType
 
 PaperDict = dict[str, Any]
 SEARCH_LIMIT = 500
-
-
-def _slug(title: str) -> str:
-    return "-".join(re.findall(r"[a-z0-9]+", title.lower())[:8]) or "paper"
 
 
 def normalise(paper: Any) -> PaperDict:
@@ -53,7 +50,7 @@ def _registry_papers() -> list[PaperDict]:
         for title in t.papers:
             entry = by_title.setdefault(
                 title,
-                normalise({"id": _slug(title), "title": title, "provenance": {"source": "registry"}}),
+                normalise({"id": title_slug(title), "title": title, "provenance": {"source": "registry"}}),
             )
             entry["head_types"].append(t.id)
             if t.stage not in entry["stages"]:
@@ -70,12 +67,8 @@ def _lit_store() -> Any | None:
 
 
 def _store_has_papers(conn: sqlite3.Connection | None) -> bool:
-    if conn is None or _lit_store() is None:
-        return False
-    try:
-        return conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() is not None
-    except sqlite3.Error:
-        return False
+    lit = _lit_store()
+    return conn is not None and lit is not None and bool(lit.has_papers(conn))
 
 
 def _shipped_papers() -> list[PaperDict] | None:
@@ -114,30 +107,17 @@ def rank_by_relevance(papers: list[PaperDict], words: list[str], defining: set[s
     """The papers every word matches, best first: papers defining the head type the query names, then FTS5 bm25
     (porter-stemmed; titles weighted :data:`TITLE_WEIGHT` times), ties by newest.
 
-    Used where the store does not hold the catalogue (the shipped list, read-only): an in-memory FTS5 index of
-    a few hundred papers takes a millisecond or two to build.
+    Used where the store does not hold the catalogue (the shipped list, read-only).
     """
-    if not words or not papers:
+    lit = _lit_store()
+    if not words or not papers or lit is None:
         return []
-    mem = sqlite3.connect(":memory:")
-    try:
-        mem.execute(
-            "CREATE VIRTUAL TABLE f USING fts5(title, summary, rest, tokenize = \"porter unicode61 tokenchars '_'\")"
-        )
-        mem.executemany(
-            "INSERT INTO f (rowid, title, summary, rest) VALUES (?, ?, ?, ?)",
-            [
-                (i, p["title"], _summary_text(p),
-                 " ".join([p.get("venue") or "", *p["tags"], *p["head_types"], *map(str, p["authors"])]))
-                for i, p in enumerate(papers)
-            ],
-        )  # fmt: skip
-        match = " ".join(f'"{w}"' for w in words)
-        hits = mem.execute(
-            "SELECT rowid, bm25(f, ?, 1.0, 1.0) FROM f WHERE f MATCH ?", (TITLE_WEIGHT, match)
-        ).fetchall()
-    finally:
-        mem.close()
+    documents = [
+        (p["title"], _summary_text(p),
+         " ".join([p.get("venue") or "", *p["tags"], *p["head_types"], *map(str, p["authors"])]))
+        for p in papers
+    ]  # fmt: skip
+    hits = lit.rank_in_memory(documents, words, title_weight=TITLE_WEIGHT)
     first = defining or set()
     hits.sort(key=lambda h: (papers[h[0]]["id"] not in first, h[1], _neg_date(papers[h[0]]), papers[h[0]]["id"]))
     return [papers[i] for i, _ in hits]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..headmap import HEAD_SCORE, ScoreField
 
 
 class ScanInfo(BaseModel):
@@ -33,21 +35,19 @@ class ScanList(BaseModel):
     models: list[ModelInfo]
 
 
-class HeadScore(BaseModel):
-    """One row of a head map: a head's score for one head type (``L{layer}H{head}``, 0-based)."""
+def _score_field(f: ScoreField) -> Any:
+    kind: Any = f.kind | None if f.nullable else f.kind
+    return (kind, Field(None if f.nullable else ..., description=f.doc))
 
-    model_config = ConfigDict(extra="allow")
-    name: str
-    layer: int
-    head: int
-    head_type: str
-    score: float | None
-    score_se: float | None = None
-    n_samples: int
-    threshold: float
-    member: bool
-    attribution: float | None = None
-    ablation_effect: float | None = None
+
+HeadScore: type[BaseModel] = create_model(
+    "HeadScore",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="One row of a head map: a head's score for one head type (``L{layer}H{head}``, 0-based).",
+    name=(str, Field(description="the head as L{layer}H{head}")),
+    **{f.name: _score_field(f) for f in HEAD_SCORE},
+)
+"""Derived from :data:`headatlas.headmap.HEAD_SCORE`, the one declaration of the row."""
 
 
 class ScanDetail(BaseModel):
@@ -56,7 +56,7 @@ class ScanDetail(BaseModel):
     head_types: dict[str, dict[str, Any]]
     members: dict[str, int]
     top: dict[str, list[dict[str, Any]]]
-    heads: list[HeadScore]
+    heads: list[HeadScore]  # type: ignore[valid-type]  # a model built at import (create_model)
     verification: dict[str, Any]
     files: dict[str, str] = {}
     agreement: dict[str, Any] | None = None

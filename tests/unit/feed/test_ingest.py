@@ -295,3 +295,24 @@ def test_a_shared_doi_is_one_work_whatever_the_titles(db_path, annotate) -> None
     result = write_page(conn, [venue], annotate, source="daily")
     assert result.added == 0 and result.updated == 1 and result.merged == []
     assert count(conn) == 1
+
+
+def test_already_catalogued_means_in_this_stores_catalogue_not_only_the_shipped_one(db_path, annotate) -> None:
+    """A paper added to the store (never in the shipped YAML) makes a new feed entry of the same work
+    'catalogued', matched by arXiv id or, without one, by title key."""
+    from headatlas.literature.catalogue import load_catalogue
+    from headatlas.literature.store import add_paper, ensure_seeded
+
+    conn = connect(db_path)
+    ensure_seeded(conn)
+    base = load_catalogue().papers[0]
+    add_paper(conn, replace(base, id="2502.01234", title="Store-only heads", links={}))
+    add_paper(conn, replace(base, id="titled-heads-2025", title="Heads known by title only", links={}))
+    by_id, by_title, new = make_entries(3, seed=5)
+    by_id = replace(by_id, arxiv_id="2502.01234", title="A renamed preprint of store-only heads")
+    by_title = replace(by_title, arxiv_id=None, title="Heads Known By Title-Only")
+    write_page(conn, [by_id, by_title, new], annotate, source="arxiv")
+    found = {e.title: (e.status, e.catalogue_id) for e in list_entries(conn)}
+    assert found[by_id.title] == ("catalogued", "2502.01234")
+    assert found[by_title.title] == ("catalogued", "titled-heads-2025")
+    assert found[new.title][1] is None

@@ -61,6 +61,11 @@ def test_ascii_slugs_are_unchanged_and_others_get_a_hash() -> None:
     assert title_slug("BERT 的注意力", 2024) != title_slug("BERT 的记忆", 2024)  # same ASCII word, other letters
 
 
+def test_a_slug_without_a_year_is_the_title_part_alone() -> None:
+    assert title_slug("In-context Learning and Induction Heads") == "in-context-learning-and-induction"
+    assert len(title_slug("注意力头的因果分析")) == 8  # the hash alone, never empty
+
+
 def test_id_keys_from_ids_and_urls() -> None:
     assert arxiv_key("https://arxiv.org/abs/2404.15574v2") == "2404.15574"
     assert arxiv_key("arXiv:hep-th/9901001v3") == "hep-th/9901001"

@@ -7,14 +7,13 @@ import pytest
 from headatlas.errors import CatalogueError, UnknownHeadNameError
 from headatlas.heads import head_types
 from headatlas.literature.catalogue import load_catalogue
-from headatlas.literature.store import ensure_seeded
+from headatlas.literature.store import ensure_seeded, papers_for_head_type
 from headatlas.literature.vocabulary import (
     HeadTerm,
     Vocabulary,
     display_tag,
     new_term,
     normalise_name,
-    papers_for_head_type,
     vocabulary,
 )
 from headatlas.store import connect
@@ -118,7 +117,7 @@ def test_new_term_from_a_list_style_name():
 @pytest.mark.parametrize("type_id", sorted(head_types()))
 def test_registered_head_types_resolve_to_papers_in_catalogue_and_store(type_id, tmp_path):
     """A scan's head types link to catalogue entries: each registered id has papers, from either source."""
-    from_catalogue = papers_for_head_type(load_catalogue(), type_id)
+    from_catalogue = load_catalogue().papers_for_head_type(type_id)
     assert from_catalogue, type_id
     titles = {p.title for p in from_catalogue}
     # the registry's own defining-paper titles are among them
@@ -130,10 +129,10 @@ def test_registered_head_types_resolve_to_papers_in_catalogue_and_store(type_id,
 
 
 def test_papers_for_head_type_includes_tagged_and_defining_papers():
-    papers = papers_for_head_type(load_catalogue(), "induction")
+    papers = load_catalogue().papers_for_head_type("induction")
     ids = [p.id for p in papers]
     assert "2209.11895" in ids  # defining (and tagged)
     assert "2407.07011" in ids  # tagged
     assert [p.date for p in papers] == sorted((p.date for p in papers), reverse=True)
     with pytest.raises(UnknownHeadNameError):
-        papers_for_head_type(load_catalogue(), "no_such_head")
+        load_catalogue().papers_for_head_type("no_such_head")

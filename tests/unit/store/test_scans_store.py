@@ -6,6 +6,7 @@ import pytest
 
 from headatlas.census import ScanSettings, run_census
 from headatlas.errors import StoreError
+from headatlas.headmap import HEAD_SCORE
 from headatlas.probes import ProbeSettings
 from headatlas.store import connect, heads_of_type, list_scans, load_scan, migrate, save_scan, transaction
 from headatlas.testing.tiny import tiny_llama
@@ -24,6 +25,14 @@ def dump(path):
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+def test_the_head_scores_table_holds_the_declared_row(db_path):
+    """The migrated table matches HEAD_SCORE: a field added there without its migration fails here."""
+    conn = connect(db_path)
+    sql_type = {int: "INTEGER", bool: "INTEGER", float: "REAL", str: "TEXT"}
+    columns = [(r[1], r[2], not r[3]) for r in conn.execute("PRAGMA table_info(head_scores)")]
+    assert columns == [("scan_id", "INTEGER", False), *((f.name, sql_type[f.kind], f.nullable) for f in HEAD_SCORE)]
 
 
 def test_migrations_run_once_and_wal_is_on(db_path):

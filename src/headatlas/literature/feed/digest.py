@@ -8,7 +8,6 @@ records nothing, so the papers go out next time.
 from __future__ import annotations
 
 import html
-import json
 import re
 import smtplib
 import sqlite3
@@ -20,32 +19,36 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from ...errors import InvalidSettingError, SourceError
-from ...store.db import transaction
 from .. import store as paper_store
 from ..vocabulary import Vocabulary
-from .store import FeedEntry, list_entries, now_iso
+from .store import (
+    FeedEntry,
+    Subscriber,
+    delete_subscriber,
+    get_subscriber,
+    list_entries,
+    record_sent,
+    save_subscriber,
+    sent_entry_ids,
+    subscribers,
+)
+
+__all__ = [
+    "SendReport",
+    "Subscriber",
+    "compose",
+    "due",
+    "get_subscriber",
+    "parse_smtp",
+    "send_digest",
+    "subscribe",
+    "subscribers",
+    "unsubscribe",
+    "validate_email",
+]
 
 # a deliberately plain address check: one @, a dotted domain, no spaces or angle brackets
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    id: int
-    email: str
-    head_types: tuple[str, ...]
-    keywords: tuple[str, ...]
-    exclude: tuple[str, ...]
-
-    def wants(self, entry: FeedEntry) -> bool:
-        """Head types: any of them (OR); keywords: any of them; negative keywords: none of them (case-insensitive,
-        in title, abstract or the source's keywords)."""
-        text = " ".join([entry.title, entry.abstract, *entry.keywords]).lower()
-        if self.head_types and not set(self.head_types) & set(entry.head_types):
-            return False
-        if self.keywords and not any(k.lower() in text for k in self.keywords):
-            return False
-        return not any(x.lower() in text for x in self.exclude)
 
 
 def validate_email(address: str) -> str:
@@ -71,46 +74,16 @@ def subscribe(
         vocab = paper_store.store_vocabulary(conn)
     ids = tuple(dict.fromkeys(vocab.resolve(h) for h in head_types))
     clean = [tuple(dict.fromkeys(w.strip() for w in words if w.strip())) for words in (keywords, exclude)]
-    with transaction(conn):
-        conn.execute(
-            "INSERT INTO digest_subscribers (email, head_types_json, keywords_json, exclude_json, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET head_types_json = excluded.head_types_json,"
-            " keywords_json = excluded.keywords_json, exclude_json = excluded.exclude_json",
-            (address, json.dumps(list(ids)), json.dumps(list(clean[0])), json.dumps(list(clean[1])), now_iso()),
-        )
-    found = get_subscriber(conn, address)
-    assert found is not None
-    return found
+    return save_subscriber(conn, address, head_types=ids, keywords=clean[0], exclude=clean[1])
 
 
 def unsubscribe(conn: sqlite3.Connection, email: str) -> bool:
-    with transaction(conn):
-        cur = conn.execute("DELETE FROM digest_subscribers WHERE email = ?", (email.strip(),))
-    return cur.rowcount > 0
-
-
-def _subscriber(r: sqlite3.Row) -> Subscriber:
-    return Subscriber(
-        id=r["id"],
-        email=r["email"],
-        head_types=tuple(json.loads(r["head_types_json"])),
-        keywords=tuple(json.loads(r["keywords_json"])),
-        exclude=tuple(json.loads(r["exclude_json"])),
-    )
-
-
-def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
-    row = conn.execute("SELECT * FROM digest_subscribers WHERE email = ?", (email,)).fetchone()
-    return _subscriber(row) if row is not None else None
-
-
-def subscribers(conn: sqlite3.Connection) -> list[Subscriber]:
-    return [_subscriber(r) for r in conn.execute("SELECT * FROM digest_subscribers ORDER BY id").fetchall()]
+    return delete_subscriber(conn, email.strip())
 
 
 def due(conn: sqlite3.Connection, subscriber: Subscriber) -> list[FeedEntry]:
     """Accepted entries this subscriber wants and has not been sent."""
-    sent = {r[0] for r in conn.execute("SELECT entry_id FROM digest_sent WHERE subscriber_id = ?", (subscriber.id,))}
+    sent = sent_entry_ids(conn, subscriber.id)
     return [e for e in list_entries(conn, "accepted") if e.id not in sent and subscriber.wants(e)]
 
 
@@ -265,11 +238,7 @@ def send_digest(
                         failed[rest.email] = f"not tried: {reason}"
                     break
                 continue
-            with transaction(conn):
-                conn.executemany(
-                    "INSERT OR IGNORE INTO digest_sent (subscriber_id, entry_id, sent_at) VALUES (?, ?, ?)",
-                    [(subscriber.id, e.id, now_iso()) for e in entries],
-                )
+            record_sent(conn, subscriber.id, [e.id for e in entries])
             sent[subscriber.email] = len(entries)
     finally:
         try:

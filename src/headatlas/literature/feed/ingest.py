@@ -17,9 +17,6 @@ from pathlib import Path
 
 from ...errors import InvalidSettingError
 from ...fileio import loads_json
-from ...store.db import transaction
-from ..catalogue import load_catalogue
-from ..identity import title_key
 from .model import Entry
 from .proposals import evidence_rows
 from .relevance import RelevanceModel, default_model
@@ -27,7 +24,14 @@ from .reported import extract_heads
 from .sources.arxiv import RECALL_QUERY, ArxivClient, parse_arxiv_feed
 from .sources.daily import DailyPapersClient, parse_daily_papers
 from .sources.semantic_scholar import SemanticScholarClient
-from .store import Annotation, IngestResult, get_cursor, write_page
+from .store import (
+    Annotation,
+    IngestResult,
+    entries_to_enrich,
+    get_cursor,
+    write_enrichments,
+    write_page,
+)
 from .summary import ExtractiveSummariser, Summariser, summary_dict
 from .tagging import Tagger, default_tagger
 
@@ -37,7 +41,8 @@ Progress = Callable[[str], None]
 
 
 class Annotator:
-    """Scores, tags and summarises new entries; marks those already in the catalogue."""
+    """Scores, tags and summarises new entries (whether one is already catalogued, the store says when it is
+    written: :func:`~headatlas.literature.store.catalogued_as`)."""
 
     def __init__(
         self,
@@ -48,9 +53,6 @@ class Annotator:
         self.model = model or default_model()
         self.tagger = tagger or default_tagger()
         self.summariser = summariser or ExtractiveSummariser()
-        catalogue = load_catalogue().papers
-        self._by_arxiv = {p.arxiv_id: p.id for p in catalogue if p.arxiv_id}
-        self._by_title = {title_key(p.title): p.id for p in catalogue}
 
     def __call__(self, entries: Sequence[Entry]) -> list[Annotation]:
         verdicts = self.model.judge([(e.title, e.abstract) for e in entries])
@@ -62,7 +64,6 @@ class Annotator:
                 learned, neighbour = self.model.suggest(entry.title, entry.abstract)
                 head_types = learned
                 why = (*why, f"head types learned from the closest catalogue paper: {neighbour}") if learned else why
-            known = self._by_arxiv.get(entry.arxiv_id or "") or self._by_title.get(title_key(entry.title))
             notes.append(
                 Annotation(
                     relevant=verdict.relevant,
@@ -73,7 +74,6 @@ class Annotator:
                     stages=tags.stages,
                     models=tags.models,
                     summary=summary_dict(self.summariser.summarise(entry.title, entry.abstract)),
-                    catalogue_id=known,
                     evidence=evidence_rows(tags, extract_heads(entry.title, entry.abstract)),
                 )
             )
@@ -194,31 +194,13 @@ def enrich(conn: sqlite3.Connection, client: SemanticScholarClient, *, limit: in
     Entries with an arXiv id go in one batch call; entries without one (a venue-only record) are matched by
     title (exact normalised title only), which may also give them their arXiv id.
     """
-    rows = conn.execute(
-        "SELECT id, arxiv_id, title FROM feed_entries WHERE status IN ('pending', 'accepted') ORDER BY id LIMIT ?",
-        (limit,),
-    ).fetchall()
-    with_id = [r for r in rows if r["arxiv_id"]]
-    found = client.batch([r["arxiv_id"] for r in with_id]) if with_id else {}
-    updates = [(r["id"], found[r["arxiv_id"]]) for r in with_id if r["arxiv_id"] in found]
+    rows = entries_to_enrich(conn, limit)
+    with_id = [r for r in rows if r.arxiv_id]
+    found = client.batch([r.arxiv_id for r in with_id if r.arxiv_id]) if with_id else {}
+    updates = [(r.id, found[r.arxiv_id]) for r in with_id if r.arxiv_id in found]
     for r in rows:
-        if not r["arxiv_id"]:
-            match = client.match_title(r["title"])
+        if not r.arxiv_id:
+            match = client.match_title(r.title)
             if match is not None:
-                updates.append((r["id"], match))
-    changed = 0
-    with transaction(conn):  # all network calls are done: one short write
-        for entry_id, info in updates:
-            cur = conn.execute(
-                "UPDATE feed_entries SET venue = COALESCE(?, venue), citation_count = ? WHERE id = ?"
-                " AND (venue IS NOT COALESCE(?, venue) OR citation_count IS NOT ?)",
-                (info.venue, info.citation_count, entry_id, info.venue, info.citation_count),
-            )
-            changed += cur.rowcount
-            if info.arxiv_id:
-                conn.execute(
-                    "UPDATE feed_entries SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL"
-                    " AND NOT EXISTS (SELECT 1 FROM feed_entries WHERE arxiv_id = ?)",
-                    (info.arxiv_id, entry_id, info.arxiv_id),
-                )
-    return changed
+                updates.append((r.id, match))
+    return write_enrichments(conn, updates)  # all network calls are done: one short write

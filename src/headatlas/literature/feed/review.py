@@ -2,8 +2,9 @@
 
 An accepted entry becomes a catalogue :class:`~headatlas.literature.schema.Paper` with provenance ``ingest``: the
 versionless arXiv id (else a title slug), the extracted three-part summary, the tagged head types (or the ones
-the curator names), stages and models. :func:`headatlas.literature.store.add_paper` writes it, merging with a
-stored duplicate; then the entry is marked ``accepted``. Re-accepting is harmless (the merge is idempotent).
+the curator names), stages and models. One transaction writes it (merging with a stored duplicate, as
+:func:`headatlas.literature.store.add_paper` does) and marks the entry ``accepted``, seeding a fresh store's
+catalogue in the same transaction. Re-accepting is harmless (the merge is idempotent).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date
 from ...errors import CatalogueError, InvalidSettingError
 from ...store.db import transaction
 from .. import store as paper_store
+from ..catalogue import load_catalogue
 from ..schema import Paper, Provenance, Summary, slugify
 from ..vocabulary import HeadTerm, Vocabulary, new_term
 from .store import FeedEntry, get_entry, mark_accepted, mark_rejected
@@ -78,7 +80,6 @@ def accept(
     (e.g. a candidate the tagger proposed) as new head types. An entry with no head type at all is refused.
     """
     entry = _require(conn, entry_id, ("pending", "rejected", "irrelevant", "accepted"))
-    paper_store.ensure_seeded(conn)
     known = paper_store.store_vocabulary(conn)
     terms: list[HeadTerm] = []
     for name in new_heads:
@@ -93,7 +94,9 @@ def accept(
         hint = f" (candidates: {', '.join(entry.candidates)})" if entry.candidates else ""
         raise CatalogueError(f"feed entry {entry_id} has no head type; pass --head-type ID or --new-head NAME{hint}")
     paper = to_paper(entry, ids, today=today)
-    with transaction(conn):  # the paper and the entry's status commit together: a crash leaves neither
+    load_catalogue()  # parsed before the lock, in case this store still needs the seed
+    with transaction(conn):  # one transaction: seed (a fresh store), paper and the entry's status; a crash leaves none
+        paper_store.seed_locked(conn)
         result = paper_store.add_paper_locked(conn, paper, vocab=vocab, new_terms=terms)
         mark_accepted(conn, entry_id, result.paper.id, ids)
     return result

@@ -1,4 +1,5 @@
-"""The feed's tables: ingested entries (one row per work), per-source cursors, skipped-input log, digest state.
+"""The feed's tables: ingested entries (one row per work), per-source cursors, skipped-input log, digest state,
+and the evidence behind each entry's tags (``feed_evidence``). All the feed's SQL is here.
 
 One row per work: an entry is matched to an existing row by versionless arXiv id, else by normalised title
 (a preprint and its venue version, v1 and v2, a Daily Papers and an arXiv report are one row). Each source page
@@ -11,17 +12,22 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ...errors import InvalidSettingError
 from ...store.db import execute_script, migration, transaction
+from .. import store as paper_store
 from ..identity import title_key
 from .model import Entry
 
+if TYPE_CHECKING:
+    from .sources.semantic_scholar import Enrichment
+
 STATUSES = ("pending", "irrelevant", "accepted", "rejected", "catalogued")
 """``pending``: relevant, awaiting review; ``irrelevant``: scored below the threshold; ``accepted`` / ``rejected``:
-reviewed; ``catalogued``: already in the shipped catalogue when it arrived."""
+reviewed; ``catalogued``: already in this store's paper catalogue when it arrived (see ``catalogued_as``)."""
 
 
 @migration("feed", "0001_entries")
@@ -105,6 +111,97 @@ def _identity(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX feed_entries_doi ON feed_entries (lower(doi)) WHERE doi IS NOT NULL")
 
 
+@migration("feed_tags", "0001_evidence")
+def _evidence(conn: sqlite3.Connection) -> None:
+    """The sentence behind each head type, proposed type and candidate reported head of an entry."""
+    execute_script(
+        conn,
+        """
+        CREATE TABLE feed_evidence (
+            entry_id INTEGER NOT NULL REFERENCES feed_entries (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('head_type', 'proposed', 'reported_head')),
+            name TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            sentence TEXT NOT NULL,
+            PRIMARY KEY (entry_id, kind, name, detail)
+        );
+        """,
+    )
+
+
+@migration("feed_tags", "0002_full_text")
+def _full_text(conn: sqlite3.Connection) -> None:
+    """What was read of a paper's HTML rendering: its head-related sentences only (status 'missing': no rendering)."""
+    execute_script(
+        conn,
+        """
+        CREATE TABLE feed_full_text (
+            entry_id INTEGER PRIMARY KEY REFERENCES feed_entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('read', 'missing')),
+            fetched_at TEXT NOT NULL,
+            sentences_json TEXT NOT NULL DEFAULT '[]'
+        );
+        """,
+    )
+
+
+EVIDENCE_KINDS = ("head_type", "proposed", "reported_head")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One ``feed_evidence`` row: why an entry carries a head type (``head_type``), a coined name the vocabulary
+    lacks (``proposed``) or a candidate reported head (``reported_head``, name ``L9H9``, detail: the model)."""
+
+    kind: str
+    name: str
+    sentence: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVIDENCE_KINDS:
+            raise ValueError(f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, got {self.kind!r}")
+
+
+def write_evidence(conn: sqlite3.Connection, entry_id: int, rows: Iterable[Evidence]) -> None:
+    """Inside the caller's transaction."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO feed_evidence (entry_id, kind, name, detail, sentence) VALUES (?, ?, ?, ?, ?)",
+        [(entry_id, r.kind, r.name, r.detail, r.sentence) for r in rows],
+    )
+
+
+def evidence_for(conn: sqlite3.Connection, entry_id: int) -> list[Evidence]:
+    rows = conn.execute(
+        "SELECT kind, name, detail, sentence FROM feed_evidence WHERE entry_id = ? ORDER BY kind, name, detail",
+        (entry_id,),
+    ).fetchall()
+    return [Evidence(r["kind"], r["name"], r["sentence"], r["detail"]) for r in rows]
+
+
+def adopt_proposed(
+    conn: sqlite3.Connection,
+    entry_id: int,
+    *,
+    head_types: Sequence[str],
+    candidates: Sequence[str],
+    proposed_names: Sequence[str],
+    term_id: str,
+) -> None:
+    """Inside the caller's transaction: the entry now carries ``head_types`` and ``candidates``, and its evidence
+    for the proposed ``proposed_names`` becomes evidence for head type ``term_id``."""
+    conn.execute(
+        "UPDATE feed_entries SET head_types_json = ?, candidates_json = ? WHERE id = ?",
+        (json.dumps(list(head_types)), json.dumps(list(candidates)), entry_id),
+    )
+    marks = ", ".join("?" * len(proposed_names))
+    where = f"entry_id = ? AND kind = 'proposed' AND name IN ({marks})"
+    sentences = conn.execute(f"SELECT sentence FROM feed_evidence WHERE {where}", (entry_id, *proposed_names))
+    write_evidence(conn, entry_id, [Evidence("head_type", term_id, s) for (s,) in sentences.fetchall()])
+    conn.execute(f"DELETE FROM feed_evidence WHERE {where}", (entry_id, *proposed_names))
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -122,7 +219,7 @@ class Annotation:
     models: tuple[str, ...]
     summary: dict[str, str]
     catalogue_id: str | None = None
-    evidence: tuple[Any, ...] = ()  # proposals.Evidence rows: the sentences behind tags and reported heads
+    evidence: tuple[Evidence, ...] = ()  # the sentences behind tags and reported heads
 
 
 @dataclass
@@ -283,6 +380,8 @@ def write_page(
             if not keys & keys_seen:
                 firsts.append(entry)
             keys_seen |= keys
+    if firsts:  # new works are checked against the store's paper catalogue: the shipped papers must be in it
+        paper_store.ensure_seeded(conn)
     notes = dict(zip([id(e) for e in firsts], annotate(firsts) if firsts else [], strict=True))
     with transaction(conn):
         for entry in entries:
@@ -296,11 +395,11 @@ def write_page(
                     result.unchanged += 1
                 continue
             note = notes.get(id(entry)) or annotate([entry])[0]
+            if note.catalogue_id is None:  # read under the lock: a paper accepted a moment ago counts
+                known = paper_store.catalogued_as(conn, entry.title, entry.arxiv_id, entry.doi)
+                note = replace(note, catalogue_id=known) if known is not None else note
             result.added_ids.append(_insert(conn, entry, note))
-            if note.evidence:
-                from .proposals import write_evidence
-
-                write_evidence(conn, result.added_ids[-1], note.evidence)
+            write_evidence(conn, result.added_ids[-1], note.evidence)
             result.added += 1
         for reason in skipped:
             conn.execute("INSERT INTO feed_skipped (source, reason, at) VALUES (?, ?, ?)", (source, reason, now_iso()))
@@ -311,6 +410,39 @@ def write_page(
                 (source, cursor, now_iso()),
             )
     return result
+
+
+def entries_to_enrich(conn: sqlite3.Connection, limit: int) -> list[FeedEntry]:
+    """Pending and accepted entries, oldest first, at most ``limit``."""
+    rows = conn.execute(
+        "SELECT * FROM feed_entries WHERE status IN ('pending', 'accepted') ORDER BY id LIMIT ?", (limit,)
+    ).fetchall()
+    return [FeedEntry.from_row(r) for r in rows]
+
+
+def write_enrichments(conn: sqlite3.Connection, updates: Iterable[tuple[int, Enrichment]]) -> int:
+    """Apply venue and citation counts (and an arXiv id no other entry holds) by entry id, in one transaction;
+    returns the rows changed."""
+    changed = 0
+    with transaction(conn):
+        for entry_id, info in updates:
+            cur = conn.execute(
+                "UPDATE feed_entries SET venue = COALESCE(?, venue), citation_count = ? WHERE id = ?"
+                " AND (venue IS NOT COALESCE(?, venue) OR citation_count IS NOT ?)",
+                (info.venue, info.citation_count, entry_id, info.venue, info.citation_count),
+            )
+            changed += cur.rowcount
+            if info.arxiv_id:
+                conn.execute(
+                    "UPDATE feed_entries SET arxiv_id = ? WHERE id = ? AND arxiv_id IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM feed_entries WHERE arxiv_id = ?)",
+                    (info.arxiv_id, entry_id, info.arxiv_id),
+                )
+    return changed
+
+
+def count_entries(conn: sqlite3.Connection, status: str) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM feed_entries WHERE status = ?", (status,)).fetchone()[0])
 
 
 def mark_accepted(conn: sqlite3.Connection, entry_id: int, catalogue_id: str, head_types: Sequence[str]) -> None:
@@ -430,3 +562,133 @@ def dump_feed(conn: sqlite3.Connection) -> str:
         rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
         parts.append(table + "\n" + "\n".join(json.dumps(list(r)) for r in rows))
     return "\n".join(parts)
+
+
+# ----- full text -----
+
+
+def full_text_read(conn: sqlite3.Connection) -> set[int]:
+    """Entries whose HTML rendering was already looked for (read or found missing)."""
+    return {int(r[0]) for r in conn.execute("SELECT entry_id FROM feed_full_text").fetchall()}
+
+
+def full_text_sentences(conn: sqlite3.Connection, entry_id: int) -> list[str]:
+    row = conn.execute("SELECT sentences_json FROM feed_full_text WHERE entry_id = ?", (entry_id,)).fetchone()
+    return list(json.loads(row[0])) if row else []
+
+
+def record_full_text(
+    conn: sqlite3.Connection,
+    entry_id: int,
+    *,
+    url: str,
+    fetched_at: str,
+    sentences: Sequence[str] | None,
+    head_types: Sequence[str] = (),
+    candidates: Sequence[str] = (),
+    stages: Sequence[str] = (),
+    models: Sequence[str] = (),
+    evidence: Iterable[Evidence] = (),
+) -> None:
+    """Keep what the full text gave an entry, in one transaction: its head-related sentences (``None``: no HTML
+    rendering), head types, proposed types, stages and models added to the entry's own, and their evidence."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO feed_full_text (entry_id, url, status, fetched_at, sentences_json)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (entry_id, url, "missing" if sentences is None else "read", fetched_at, json.dumps(list(sentences or []))),
+        )
+        columns = {"head_types_json": head_types, "candidates_json": candidates, "stages_json": stages,
+                   "models_json": models}  # fmt: skip
+        found = conn.execute(f"SELECT {', '.join(columns)} FROM feed_entries WHERE id = ?", (entry_id,)).fetchone()
+        if found is None:
+            raise InvalidSettingError(f"no feed entry #{entry_id}")
+        merged = [json.dumps(list(dict.fromkeys([*json.loads(found[c]), *new]))) for c, new in columns.items()]
+        conn.execute(
+            f"UPDATE feed_entries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?", (*merged, entry_id)
+        )
+        write_evidence(conn, entry_id, evidence)
+
+
+# ----- digest subscriptions -----
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    head_types: tuple[str, ...]
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def wants(self, entry: FeedEntry) -> bool:
+        """Head types: any of them (OR); keywords: any of them; negative keywords: none of them (case-insensitive,
+        in title, abstract or the source's keywords)."""
+        text = " ".join([entry.title, entry.abstract, *entry.keywords]).lower()
+        if self.head_types and not set(self.head_types) & set(entry.head_types):
+            return False
+        if self.keywords and not any(k.lower() in text for k in self.keywords):
+            return False
+        return not any(x.lower() in text for x in self.exclude)
+
+
+def save_subscriber(
+    conn: sqlite3.Connection,
+    email: str,
+    *,
+    head_types: Sequence[str],
+    keywords: Sequence[str],
+    exclude: Sequence[str],
+) -> Subscriber:
+    """Create or replace the subscription of ``email`` (checked by the caller); its id and creation time stay."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO digest_subscribers (email, head_types_json, keywords_json, exclude_json, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET head_types_json = excluded.head_types_json,"
+            " keywords_json = excluded.keywords_json, exclude_json = excluded.exclude_json",
+            (email, json.dumps(list(head_types)), json.dumps(list(keywords)), json.dumps(list(exclude)), now_iso()),
+        )
+    found = get_subscriber(conn, email)
+    assert found is not None
+    return found
+
+
+def delete_subscriber(conn: sqlite3.Connection, email: str) -> bool:
+    """Remove a subscription (and, by cascade, its sent records); False if there was none."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM digest_subscribers WHERE email = ?", (email,))
+    return cur.rowcount > 0
+
+
+def _subscriber(r: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        id=r["id"],
+        email=r["email"],
+        head_types=tuple(json.loads(r["head_types_json"])),
+        keywords=tuple(json.loads(r["keywords_json"])),
+        exclude=tuple(json.loads(r["exclude_json"])),
+    )
+
+
+def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
+    row = conn.execute("SELECT * FROM digest_subscribers WHERE email = ?", (email,)).fetchone()
+    return _subscriber(row) if row is not None else None
+
+
+def subscribers(conn: sqlite3.Connection) -> list[Subscriber]:
+    return [_subscriber(r) for r in conn.execute("SELECT * FROM digest_subscribers ORDER BY id").fetchall()]
+
+
+def sent_entry_ids(conn: sqlite3.Connection, subscriber_id: int) -> set[int]:
+    """Entries already sent to this subscriber."""
+    rows = conn.execute("SELECT entry_id FROM digest_sent WHERE subscriber_id = ?", (subscriber_id,))
+    return {int(r[0]) for r in rows}
+
+
+def record_sent(conn: sqlite3.Connection, subscriber_id: int, entry_ids: Sequence[int]) -> None:
+    """Record, in one transaction, that the server accepted a message carrying ``entry_ids``."""
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO digest_sent (subscriber_id, entry_id, sent_at) VALUES (?, ?, ?)",
+            [(subscriber_id, entry_id, now_iso()) for entry_id in entry_ids],
+        )
