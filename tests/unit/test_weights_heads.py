@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from headatlas.census import ScanSettings, run_census
-from headatlas.errors import InvalidSettingError, UnsupportedArchitectureError
+from headatlas.errors import InvalidSettingError
 from headatlas.heads import HeadType
 from headatlas.heads.copy_suppression import attention_to_predicted
 from headatlas.heads.copying import copying_fractions
 from headatlas.heads.successor import build_tasks, successor_fractions
-from headatlas.heads.weights import anatomy, embeddings, head_outputs, norm_gain, word_tokens
+from headatlas.heads.weights import circuits, embeddings, head_outputs, norm_gain, word_tokens
 from headatlas.lens import install, session
 from headatlas.models.facts import facts_from_config
 from headatlas.models.loader import LoadedModel
@@ -121,7 +121,7 @@ def _tiny_other(model_type: str) -> LoadedModel:
 def test_head_outputs_match_the_models_attention(kind: str) -> None:
     """On a one-token input each head attends to itself: its output is the OV circuit of the embedding."""
     loaded = _tiny_other(kind) if kind in ("mistral", "qwen2", "qwen3") else _tiny(kind)
-    anat = anatomy(loaded)
+    circ = circuits(loaded)
     captured: dict[int, torch.Tensor] = {}
 
     def capture(layer: int, out: torch.Tensor) -> None:
@@ -130,11 +130,11 @@ def test_head_outputs_match_the_models_attention(kind: str) -> None:
     token = torch.tensor([[7]])
     with torch.no_grad(), session(hooks=[capture]):
         hidden = loaded.model(input_ids=token, output_hidden_states=True).hidden_states
-    raw, effective = embeddings(anat, [7])
+    raw, effective = embeddings(circ, [7])
     facts = loaded.facts
-    w_out = anat.layers[0].self_attn.o_proj.weight.view(facts.d_model, facts.n_heads, facts.head_dim)
+    w_out = loaded.model.model.layers[0].self_attn.o_proj.weight.view(facts.d_model, facts.n_heads, facts.head_dim)
     expected = torch.einsum("hk,dhk->hd", captured[0][0, 0], w_out)
-    assert torch.allclose(head_outputs(anat, 0, raw)[:, 0], expected, atol=1e-5)
+    assert torch.allclose(head_outputs(circ, 0, raw)[:, 0], expected, atol=1e-5)
     assert torch.allclose(raw[0], hidden[0][0, 0], atol=1e-5)  # Gemma's sqrt(d_model) scale included
     assert torch.allclose(effective[0], hidden[1][0, 0], atol=1e-4)  # residual stream after layer 0
 
@@ -250,26 +250,6 @@ def test_copy_suppression_is_the_product_of_its_halves(kind: str) -> None:
     expected = torch.from_numpy(result.matrix("negative_copying")).float() * attention
     assert torch.allclose(torch.from_numpy(result.matrix("copy_suppression")).float(), expected, atol=1e-6)
     assert {r["n_samples"] for r in result.rows if r["head_type"] == "copy_suppression"} == {rows}
-
-
-def test_a_weights_only_type_on_an_architecture_it_does_not_handle_is_unavailable_and_the_scan_goes_on() -> None:
-    """GPT-2's fused c_attn has no OV adapter yet: those types say why, and induction is still scanned."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(vocab_size=300, n_positions=256, n_embd=32, n_layer=2, n_head=4)
-    model = GPT2LMHeadModel(config).eval()
-    tiny = tiny_llama("gqa")
-    loaded = LoadedModel(model, tiny.tokenizer, facts_from_config(config, name="tiny-gpt2", source="test", sha256=None))
-    install(model)
-    types = (*WEIGHT_TYPES, "copy_suppression", "induction")
-    headmap = run_census(loaded, ScanSettings(head_types=types, probes=SMALL_TEXT))
-    for type_id in (*WEIGHT_TYPES, "copy_suppression"):
-        message = headmap.probes[type_id]["unavailable"]
-        assert "'gpt2'" in message and "\n" not in message
-        assert all(r["score"] is None for r in headmap.rows if r["head_type"] == type_id)
-    assert all(r["score"] is not None for r in headmap.rows if r["head_type"] == "induction")
-    with pytest.raises(UnsupportedArchitectureError):  # called directly, the scorer still names the problem
-        anatomy(loaded)
 
 
 def test_head_type_needs_exactly_one_way_to_score() -> None:

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "relevance": "headatlas.bench.relevance",
     "cli": "headatlas.bench.cli",
     "kv": "headatlas.bench.kv",
+    "scale": "headatlas.bench.scale",
 }
 
 

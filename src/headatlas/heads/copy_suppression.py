@@ -25,12 +25,12 @@ from __future__ import annotations
 import torch
 
 from ..lens import PatternTap, session
+from ..models.anatomy import anatomy
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import text as natural_text
 from .copying import TOP_K, copying_fractions
 from .registry import HeadType, ModelScore, register_head_type
-from .weights import anatomy
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def attention_to_predicted(loaded: LoadedModel, probes: ProbeSettings, seed: int
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     totals = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     rows_scored = 0
-    base, unembed = loaded.model.model, loaded.model.get_output_embeddings()
+    base, unembed = anatomy(loaded).decoder, loaded.model.get_output_embeddings()
     for batch in natural_text.generate(loaded.tokenizer, probes, seed):
         on = batch.to(loaded.device)
         kept: dict[int, torch.Tensor] = {}  # this batch's attention probabilities, per layer, until we know the targets

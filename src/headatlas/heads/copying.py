@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from ..models.anatomy import anatomy
 from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from .registry import HeadType, ModelScore, register_head_type
-from .weights import anatomy, ov_logits_by_layer, own_token_ranks, word_tokens
+from .weights import ov_logits_by_layer, own_token_ranks, word_tokens
 
 TOKEN_SET_SIZE = 500
 TOP_K = 5

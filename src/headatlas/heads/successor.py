@@ -26,12 +26,13 @@ from typing import Any
 import torch
 
 from ..errors import InvalidSettingError, TaskUnavailable
+from ..models.anatomy import anatomy
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import encode, last_position_metric, prompt_batch, single_token
-from .weights import anatomy, ov_logits_by_layer
+from .weights import ov_logits_by_layer
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen",

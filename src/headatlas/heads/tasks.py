@@ -15,8 +15,9 @@ import torch
 
 from ..causal.interventions import HeadRef
 from ..causal.metrics import METRICS, FitFn, Metric, ValueFn
-from ..errors import UnsupportedArchitectureError
+from ..errors import ArchitectureUnavailable, UnsupportedArchitectureError
 from ..lens import PatternTap, session
+from ..models.anatomy import Anatomy, anatomy
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
 
@@ -68,19 +69,16 @@ def _final_residual(
 
     transformers reports the final norm's *output* as the last hidden state, so the last block is redone
     here at that position from its input ``before`` and its heads' outputs ``last_heads`` [B, H, D]
-    (attention and MLP, with Gemma's sandwich norms), and checked against the reported ``normed`` output.
+    (attention and MLP, with the family's norms: see :mod:`headatlas.models.anatomy`), and checked against
+    the reported ``normed`` output.
     """
-    inner = loaded.model.model
-    block = inner.layers[loaded.facts.n_layers - 1]
-    dtype = before.dtype
-    attn = block.self_attn.o_proj(last_heads.to(before.device, dtype).flatten(1))
-    if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma: norms around both sublayers
-        mid = before + block.post_attention_layernorm(attn)
-        x = mid + block.post_feedforward_layernorm(block.mlp(block.pre_feedforward_layernorm(mid)))
-    else:
-        mid = before + attn
-        x = mid + block.mlp(block.post_attention_layernorm(mid))
-    check = inner.norm(x).float()
+    parts = _parts(loaded)
+    layer = loaded.facts.n_layers - 1
+    out = parts.out(layer)
+    flat = last_heads.to(before.device, before.dtype).flatten(1)
+    attn = torch.nn.functional.linear(flat, out.weight.reshape(parts.d_model, -1), out.bias)
+    x = parts.finish_block(layer, before, attn)
+    check = parts.final_norm(x).float()
     error = float((check - normed.float()).abs().max()) / max(float(normed.float().abs().max()), 1e-6)
     if error > 1e-3:
         raise UnsupportedArchitectureError(
@@ -89,59 +87,52 @@ def _final_residual(
     return x.float().cpu()
 
 
+def _parts(loaded: LoadedModel) -> Anatomy:
+    try:
+        return anatomy(loaded)
+    except ArchitectureUnavailable as error:
+        raise ArchitectureUnavailable(f"direct effects: {error}") from error
+
+
 @torch.no_grad()
 def direct_effects(
     loaded: LoadedModel, heads: torch.Tensor, final: torch.Tensor, directions: torch.Tensor
 ) -> torch.Tensor:
     """Direct logit attribution of each head's last-position output along ``directions``: ``[B, L, H]``.
 
-    ``heads`` is ``[L, B, H, D]`` (outputs before ``o_proj``), ``final`` ``[B, d]`` the residual entering the
+    ``heads`` is ``[L, B, H, D]`` (outputs before ``W_O``), ``final`` ``[B, d]`` the residual entering the
     final norm of the run whose norm scales are frozen, ``directions`` ``[B, d]`` unembedding directions
     (e.g. ``U[IO] - U[S]``). Head ``h`` of layer ``l`` writes ``W_O[:, h] a_h`` into the residual stream;
-    through the final RMS norm with its ``1/rms`` frozen at the run's value, its direct contribution to the
-    logit difference is ``(g * W_O[:, h] a_h) · direction / rms``. Gemma's post-attention norm is frozen
-    the same way (its ``1/rms`` of the layer's whole attention output). Linear in ``a_h``, so the effect of
-    replacing ``a_h`` by ``a'_h`` on the direct path is the difference of two such terms.
+    through the final norm with its ``1/rms`` frozen at the run's value, its direct contribution to the
+    logit difference is ``(g * W_O[:, h] a_h) · direction / rms`` (a LayerNorm also centres what the head
+    writes, and its bias is no head's). A post-attention norm (Gemma 2/3, OLMo 2) is frozen the same way
+    (its ``1/rms`` of the layer's whole attention output). Linear in ``a_h``, so the effect of replacing
+    ``a_h`` by ``a'_h`` on the direct path is the difference of two such terms.
     """
-    model = loaded.model
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
-    final_norm = getattr(inner, "norm", None)
-    if layers is None or final_norm is None:
-        raise UnsupportedArchitectureError(
-            f"direct effects need model.layers and model.norm; {type(model).__name__} has neither"
-        )
-    d_model = final.shape[-1]
+    parts = _parts(loaded)
     device, dtype = loaded.device, torch.float32
-    gain, eps = _norm_gain(final_norm, d_model, device)
-    rms = torch.sqrt(final.to(device).pow(2).mean(-1) + eps)  # [B]
-    read = directions.to(device, dtype) * gain / rms[:, None]  # [B, d]
-    n_layers, batch, n_heads, head_dim = heads.shape
+    final_norm = parts.read_norm(parts.final_norm)
+    rms = final_norm.scale(final.to(device))  # [B]
+    read = directions.to(device, dtype) * final_norm.gain.to(device) / rms[:, None]  # [B, d]
+    if final_norm.centred:
+        read = read - read.mean(-1, keepdim=True)
+    n_layers, batch, n_heads, _ = heads.shape
     out = torch.zeros(batch, n_layers, n_heads)
     for layer in range(n_layers):
-        block = layers[layer]
-        w_o = block.self_attn.o_proj.weight.float().view(d_model, n_heads, head_dim)  # [d, H, D]
+        w_o = parts.out(layer)
         a = heads[layer].to(device, dtype)  # [B, H, D]
-        written = torch.einsum("dhk,bhk->bhd", w_o, a)  # [B, H, d]
-        post = getattr(block, "post_attention_layernorm", None)
-        if getattr(block, "pre_feedforward_layernorm", None) is not None and post is not None:  # Gemma sandwich
+        written = torch.einsum("dhk,bhk->bhd", w_o.weight.float(), a)  # [B, H, d]
+        post = parts.norm(layer, "attn_out_norm")
+        if post is not None:
             total = written.sum(1)
-            if block.self_attn.o_proj.bias is not None:
-                total = total + block.self_attn.o_proj.bias.float()
-            post_gain, post_eps = _norm_gain(post, d_model, device)
-            post_rms = torch.sqrt(total.pow(2).mean(-1) + post_eps)  # [B]
-            written = written * post_gain / post_rms[:, None, None]
+            if w_o.bias is not None:
+                total = total + w_o.bias.float()
+            post_norm = parts.read_norm(post)
+            written = written * post_norm.gain.to(device) / post_norm.scale(total)[:, None, None]
+            if post_norm.centred:
+                written = written - written.mean(-1, keepdim=True)
         out[:, layer] = torch.einsum("bhd,bd->bh", written, read).cpu()
     return out
-
-
-def _norm_gain(norm: torch.nn.Module, d_model: int, device: torch.device) -> tuple[torch.Tensor, float]:
-    """``(g, eps)`` of an RMS norm ``g * x / sqrt(mean(x^2) + eps)`` (Llama's ``w``, Gemma's ``1 + w``), read by
-    applying it to the basis vectors (each of mean square ``1/d``)."""
-    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-    weight = next(norm.parameters())
-    diag = norm(torch.eye(d_model, device=device, dtype=weight.dtype)).float().diagonal()
-    return diag * (1.0 / d_model + eps) ** 0.5, eps
 
 
 # -- per-model memo -----------------------------------------------------------------------------------

@@ -4,19 +4,22 @@ For query head ``h`` of layer ``l`` and source token ``t`` the circuit is
 
     OV_h(t) = U · N_final( P_l( W_O[:, h] · (W_V[kv(h)] · N_l(x_l(t)) + b_V) ) )   (logits over tokens)
 
-read from the model's own modules: ``N_l`` is layer ``l``'s input norm, ``W_V[kv(h)]`` the value
-projection of the KV head that query head ``h`` reads (``kv(h) = h // (heads / kv_heads)``, as
-``repeat_kv`` does), ``W_O[:, h]`` the slice of the output projection that head ``h`` writes through,
-``P_l`` Gemma 3's post-attention norm (identity for Llama), ``N_final`` the final norm and ``U`` the
-unembedding (tied or not). Norm scales that are one scalar per token do not change rankings within a
-token's logits; the norms' per-channel gains do, so they are applied (read from the norm modules).
+read from the model's own modules, found per family by :mod:`headatlas.models.anatomy` (GPT-2's fused
+``Conv1D``, NeoX's interleaved QKV and Phi-3's stacked QKV included): ``N_l`` is layer ``l``'s input norm
+(none in OLMo 2), ``W_V[kv(h)]`` the value projection of the KV head that query head ``h`` reads
+(``kv(h) = h // (heads / kv_heads)``, as ``repeat_kv`` does), ``W_O[:, h]`` the slice of the output
+projection that head ``h`` writes through, ``P_l`` the post-attention norm of Gemma 2/3 and OLMo 2
+(identity elsewhere), ``N_final`` the final norm and ``U`` the unembedding (tied or not). Norm scales
+that are one scalar per token do not change rankings within a token's logits; the norms' per-channel
+gains do, so they are applied (read from the norm modules), and so is a LayerNorm's centring.
 
 The source ``x_l(t)`` is the *effective embedding* (as in "Successor Heads" and "Copy Suppression",
 which read tokens through the first MLP because it acts as an extension of the embedding): the
 residual stream after layer 0 when the token is alone, i.e. ``e + Attn_0(e)`` with layer-0 attention
-attending to the token itself, then ``+ MLP_0`` of that (with its norms). ``e`` comes from the model's
-embedding module, so Gemma's ``sqrt(d_model)`` scale is included. Heads of layer 0 read ``e`` itself,
-since that is what they see.
+attending to the token itself, then ``+ MLP_0`` (of that, or of ``e`` where attention and MLP run in
+parallel: GPT-J, NeoX), with the block's norms. ``e`` comes from the model's token-embedding module, so
+Gemma's ``sqrt(d_model)`` scale is included and GPT-2's learned position embedding is not (it carries no
+token, as in the papers' ``W_E``). Heads of layer 0 read ``e`` itself, since that is what they see.
 """
 
 from __future__ import annotations
@@ -31,127 +34,82 @@ from typing import Any
 import torch
 
 from ..errors import ArchitectureUnavailable, InvalidSettingError
+from ..models.anatomy import Anatomy, anatomy, is_centred, layer_norm_gain
 from ..models.loader import LoadedModel
 from ..probes import text
 from ..probes.base import generator
 
-LLAMA_STYLE = frozenset({"llama", "mistral", "qwen2", "qwen3"})  # pre-norm blocks: attention, then MLP
-GEMMA_STYLE = frozenset({"gemma3_text"})  # sandwich norms around attention and MLP, scaled embedding
-SUPPORTED = LLAMA_STYLE | GEMMA_STYLE
-
 
 @dataclass(frozen=True)
-class Anatomy:
-    """The modules an OV circuit passes through, checked once per model."""
+class Circuits:
+    """A model's parts (:class:`~headatlas.models.anatomy.Anatomy`) and the norm gains its OV circuits read
+    through, checked once per model."""
 
-    embed: torch.nn.Module
-    layers: Any  # the decoder layers (a ModuleList)
-    final_norm: torch.nn.Module
-    unembed: torch.Tensor  # [vocab, d_model]
+    parts: Anatomy
     final_gain: torch.Tensor  # [d_model], see norm_gain
-    post_gains: tuple[torch.Tensor, ...]  # per layer: Gemma's post-attention norm gain (empty for Llama)
-    sandwich: bool  # Gemma-style post-attention and pre/post-feedforward norms
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-
-    @property
-    def kv_of_head(self) -> torch.Tensor:
-        """Query head -> the KV head it reads (GQA / MQA grouping)."""
-        return torch.arange(self.n_heads) // (self.n_heads // self.n_kv_heads)
+    final_centred: bool  # the final norm subtracts the mean (LayerNorm)
+    post_gains: tuple[torch.Tensor | None, ...]  # per layer: the post-attention norm's gain (Gemma, OLMo 2), or None
+    post_centred: tuple[bool, ...]
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unembed.dtype
+        return self.parts.unembed.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.unembed.device
+        return self.parts.unembed.device
 
 
-def anatomy(loaded: LoadedModel) -> Anatomy:
-    """Find the modules of a supported architecture; anything else is refused by name."""
-    facts = loaded.facts
-    arch = facts.architecture
-    supported = ", ".join(sorted(SUPPORTED))
-    if arch not in SUPPORTED:
-        raise ArchitectureUnavailable(
-            f"weights-only head scores do not support architecture {arch!r} (supported: {supported})"
-        )
-    model = loaded.model
-    inner = getattr(model, "model", None)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    embed, layers, final_norm = (getattr(inner, name, None) for name in ("embed_tokens", "layers", "norm"))
-    if embed is None or layers is None or final_norm is None or head is None:
-        raise ArchitectureUnavailable(
-            f"weights-only head scores need embed_tokens, layers, norm and an output embedding; "
-            f"{type(model).__name__} ({arch!r}) lacks one"
-        )
-    if getattr(head, "bias", None) is not None:
-        raise ArchitectureUnavailable(f"weights-only head scores do not support an unembedding bias ({arch!r})")
-    if facts.n_heads % facts.n_kv_heads:
-        raise ArchitectureUnavailable(f"{facts.n_heads} query heads do not divide over {facts.n_kv_heads} KV heads")
-    return Anatomy(
-        embed=embed,
-        layers=layers,
-        final_norm=final_norm,
-        unembed=head.weight,
-        final_gain=norm_gain(final_norm, facts.d_model, head.weight.dtype, head.weight.device),
-        post_gains=tuple(
-            norm_gain(block.post_attention_layernorm, facts.d_model, head.weight.dtype, head.weight.device)
-            for block in (layers if arch in GEMMA_STYLE else ())
-        ),
-        sandwich=arch in GEMMA_STYLE,
-        n_heads=facts.n_heads,
-        n_kv_heads=facts.n_kv_heads,
-        head_dim=facts.head_dim,
+def circuits(loaded: LoadedModel) -> Circuits:
+    """The model's OV-circuit parts; an architecture without an adapter is refused by name."""
+    parts = anatomy(loaded)
+    d_model, unembed = parts.d_model, parts.unembed
+    post = [parts.norm(layer, "attn_out_norm") for layer in range(parts.n_layers)]
+    return Circuits(
+        parts=parts,
+        final_gain=norm_gain(parts.final_norm, d_model, unembed.dtype, unembed.device),
+        final_centred=is_centred(parts.final_norm, d_model, unembed.device),
+        post_gains=tuple(None if n is None else norm_gain(n, d_model, unembed.dtype, unembed.device) for n in post),
+        post_centred=tuple(n is not None and is_centred(n, d_model, unembed.device) for n in post),
     )
 
 
-def head_outputs(anat: Anatomy, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """What each query head of ``layer`` writes (through its slice of ``o_proj``, before any post-attention
+def head_outputs(circ: Circuits, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """What each query head of ``layer`` writes (through its slice of ``W_O``, before any post-attention
     norm) when it attends with weight 1 to a position whose residual stream is ``x`` [N, d]: ``[H, N, d]``."""
-    block = anat.layers[layer]
-    attn = block.self_attn
-    values = attn.v_proj(block.input_layernorm(x)).float()  # [N, kv * D], bias included
-    values = values.view(x.shape[0], anat.n_kv_heads, anat.head_dim)[:, anat.kv_of_head.to(x.device)]  # [N, H, D]
-    w_out = attn.o_proj.weight.float().view(-1, anat.n_heads, anat.head_dim)  # [d, H, D]
+    parts = circ.parts
+    values = parts.values(layer, x)[:, parts.kv_of_head.to(x.device)]  # [N, H, D], bias included
+    w_out = parts.out(layer).weight.float()  # [d, H, D]
     return torch.einsum("nhk,dhk->hnd", values, w_out)
 
 
-def _post_attention(anat: Anatomy, layer: int, out: torch.Tensor) -> torch.Tensor:
-    if not anat.sandwich:
-        return out
-    return anat.layers[layer].post_attention_layernorm(out.to(anat.dtype)).float()
-
-
-def _mlp_block(anat: Anatomy, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """The MLP's contribution to the residual stream at ``x`` [N, d], with the block's own norms."""
-    block = anat.layers[layer]
-    if anat.sandwich:
-        return block.post_feedforward_layernorm(block.mlp(block.pre_feedforward_layernorm(x))).float()
-    return block.mlp(block.post_attention_layernorm(x)).float()
-
-
 @torch.no_grad()
-def embeddings(anat: Anatomy, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def embeddings(circ: Circuits, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(raw, effective)`` embeddings of ``ids``, each ``[N, d]`` in the model's dtype (see module doc)."""
-    raw = anat.embed(torch.tensor(ids, device=anat.device))
-    attended = head_outputs(anat, 0, raw).sum(0)  # layer 0 attending to the token itself
-    if anat.layers[0].self_attn.o_proj.bias is not None:
-        attended = attended + anat.layers[0].self_attn.o_proj.bias.float()
-    x = raw.float() + _post_attention(anat, 0, attended)
-    effective = x + _mlp_block(anat, 0, x.to(anat.dtype))
-    return raw, effective.to(anat.dtype)
+    parts = circ.parts
+    raw = parts.embed(torch.tensor(ids, device=circ.device))
+    attended = head_outputs(circ, 0, raw).sum(0)  # layer 0 attending to the token itself
+    bias = parts.out(0).bias
+    if bias is not None:
+        attended = attended + bias.float()
+    norm = parts.norm(0, "attn_out_norm")
+    x = raw.float() + (attended if norm is None else norm(attended.to(circ.dtype)).float())
+    effective = x + parts.mlp_out(0, (raw if parts.parallel(0) else x).to(circ.dtype)).float()
+    return raw, effective.to(circ.dtype)
 
 
 @torch.no_grad()
 def norm_gain(norm: torch.nn.Module, d_model: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The per-channel gain of an RMS norm, read by applying the module to the basis vectors: ``[d]``.
+    """The per-channel gain of a norm, scaled to a largest magnitude of 1: ``[d]``.
 
-    Up to one positive scalar (irrelevant to rankings), ``norm(x) = gain * x / rms(x)``; this covers
-    Llama's ``w`` and Gemma's ``1 + w`` alike. A norm that mixes channels is refused.
+    Up to one positive scalar (irrelevant to rankings), an RMS norm is ``norm(x) = gain * x / rms(x)``; its gain
+    is read by applying the module to the basis vectors, which covers Llama's ``w`` and Gemma's ``1 + w`` alike.
+    A LayerNorm's gain is its weight (its centring is applied separately, its bias is no head's). An RMS norm
+    that mixes channels is refused.
     """
+    if is_centred(norm, d_model, device):
+        gain = layer_norm_gain(norm, d_model, device)
+        return gain / gain.abs().max().clamp(min=1e-30)
     out = norm(torch.eye(d_model, dtype=dtype, device=device)).float()
     gain = out.diagonal()
     if float((out - torch.diag(gain)).abs().max()) > 1e-6 * float(gain.abs().max()):
@@ -159,33 +117,46 @@ def norm_gain(norm: torch.nn.Module, d_model: int, dtype: torch.dtype, device: t
     return gain / gain.abs().max().clamp(min=1e-30)
 
 
+def _centre(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
 @torch.no_grad()
-def ov_logits(anat: Anatomy, layer: int, source: torch.Tensor, candidates: list[int]) -> torch.Tensor:
+def ov_logits(circ: Circuits, layer: int, source: torch.Tensor, candidates: list[int]) -> torch.Tensor:
     """Rank-equivalent OV-circuit logits of each head of ``layer`` on ``candidates``: ``[H, N, C]`` float32.
 
     ``source`` is the residual stream the head reads (``embeddings()[0]`` for layer 0, ``[1]`` after).
-    The norms after the head (Gemma's post-attention norm, the final norm) enter through their
-    per-channel gains; their per-token scalar ``1 / rms`` is left out, which rescales each source row of
-    the logits by a positive number and so changes no ranking within a row.
+    The norms after the head (a post-attention norm, the final norm) enter through their per-channel
+    gains (and, for a LayerNorm, its centring, which is linear); their per-token scalar ``1 / rms`` is
+    left out, which rescales each source row of the logits by a positive number and so changes no ranking
+    within a row. Biases after the head (the norms', the unembedding's) are the same whatever the head
+    writes and are left out too.
     """
-    block = anat.layers[layer]
-    attn = block.self_attn
-    n = source.shape[0]
-    values = attn.v_proj(block.input_layernorm(source)).float()  # [N, kv * D], bias included
-    values = values.view(n, anat.n_kv_heads, anat.head_dim)[:, anat.kv_of_head.to(source.device)]  # [N, H, D]
-    gain = anat.final_gain * anat.post_gains[layer] if anat.sandwich else anat.final_gain
-    cand = torch.tensor(candidates, device=anat.device)
-    readout = (anat.unembed[cand].float() * gain) @ attn.o_proj.weight.float()  # [C, H * D]
-    readout = readout.view(len(candidates), anat.n_heads, anat.head_dim)
+    parts = circ.parts
+    values = parts.values(layer, source)[:, parts.kv_of_head.to(source.device)]  # [N, H, D], bias included
+    post, post_centred = circ.post_gains[layer], circ.post_centred[layer]
+    cand = torch.tensor(candidates, device=circ.device)
+    w_out = parts.out(layer).weight.float().reshape(parts.d_model, -1)  # [d, H * D]
+    if not (circ.final_centred or post_centred):  # RMS norms: one combined gain
+        gain = circ.final_gain if post is None else circ.final_gain * post
+        readout = (parts.unembed[cand].float() * gain) @ w_out  # [C, H * D]
+    else:  # transpose of (final gain, centring) after (post gain, centring): gain, centre, gain, centre
+        rows = parts.unembed[cand].float() * circ.final_gain
+        rows = _centre(rows) if circ.final_centred else rows
+        if post is not None:
+            rows = rows * post
+            rows = _centre(rows) if post_centred else rows
+        readout = rows @ w_out
+    readout = readout.view(len(candidates), parts.n_heads, parts.head_dim)
     return torch.einsum("nhk,chk->hnc", values, readout)
 
 
 def ov_logits_by_layer(loaded: LoadedModel, ids: list[int], candidates: list[int]) -> Iterator[torch.Tensor]:
     """Layer by layer, ``[H, N, C]`` rank-equivalent OV-circuit logits on ``candidates`` for each of ``ids``."""
-    anat = anatomy(loaded)
-    raw, effective = embeddings(anat, ids)
-    for layer in range(len(anat.layers)):
-        yield ov_logits(anat, layer, raw if layer == 0 else effective, candidates)
+    circ = circuits(loaded)
+    raw, effective = embeddings(circ, ids)
+    for layer in range(circ.parts.n_layers):
+        yield ov_logits(circ, layer, raw if layer == 0 else effective, candidates)
 
 
 @lru_cache(maxsize=1)

@@ -36,13 +36,16 @@ def facts_from_config(config: Any, *, name: str, source: str, sha256: str | None
     """Read the facts from a transformers text config (nested ``text_config`` is followed)."""
     text = getattr(config, "text_config", None) or config
     n_heads = int(text.num_attention_heads)
+    n_layers = int(text.num_hidden_layers)
     layer_types = list(getattr(text, "layer_types", None) or [])
+    if not layer_types and getattr(text, "sliding_window", None):  # Mistral, Mixtral, Phi-3, Starcoder2: every layer
+        layer_types = ["sliding_attention"] * n_layers
     sliding = tuple(i for i, kind in enumerate(layer_types) if kind == "sliding_attention")
     return ModelFacts(
         name=name,
         source=source,
         architecture=str(text.model_type),
-        n_layers=int(text.num_hidden_layers),
+        n_layers=n_layers,
         n_heads=n_heads,
         n_kv_heads=int(getattr(text, "num_key_value_heads", None) or n_heads),
         head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // n_heads),

@@ -15,8 +15,9 @@ from headatlas.heads.ioi_circuit import run_ioi
 from headatlas.heads.safety import default_pairs, format_request, kl_scores
 from headatlas.heads.semantic_induction import build as semantic_build
 from headatlas.heads.semantic_induction import scores as semantic_scores
-from headatlas.heads.tasks import _norm_gain, capture_run, direct_effects
+from headatlas.heads.tasks import capture_run, direct_effects
 from headatlas.lens import session
+from headatlas.models.anatomy import read_norm
 from headatlas.probes import fv_tasks, ioi
 from headatlas.testing.tiny import ByteTokenizer, tiny_gemma3, tiny_llama
 
@@ -121,7 +122,8 @@ def test_direct_effects_read_the_head_through_the_frozen_final_norm(make):
     layer = loaded.facts.n_layers - 1
     block = loaded.model.model.layers[layer]
     if getattr(block, "pre_feedforward_layernorm", None) is None:
-        gain, eps = _norm_gain(loaded.model.model.norm, final.shape[-1], torch.device("cpu"))
+        reading = read_norm(loaded.model.model.norm, final.shape[-1], torch.device("cpu"))
+        gain, eps = reading.gain, reading.eps
         w_o = block.self_attn.o_proj.weight.detach().view(final.shape[-1], loaded.facts.n_heads, -1)
         written = torch.einsum("dhk,bk->bd", w_o[:, 1:2], run["heads"][layer][:, 1])
         rms = final.pow(2).mean(-1, keepdim=True).add(eps).sqrt()
