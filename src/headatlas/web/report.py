@@ -157,6 +157,45 @@ def write_report(
     return path
 
 
+ATLAS_COMPARE_NAME = "compare.html"
+
+
+def atlas_compare_context(
+    headmaps: dict[str, HeadMap], type_ids: list[str], papers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The atlas's compare page: the web app's compare view (:func:`views.compare_view`) of every model of the
+    atlas (by its folder name), with the heads ``papers`` report (default: the shipped catalogue's) ringed."""
+    from .catalogue import all_papers
+
+    listed = all_papers(None) if papers is None else papers
+    reported = [
+        {**r, "paper_id": p["id"], "paper_title": p["title"]} for p in listed for r in p.get("reported_heads") or []
+    ]
+    scans = [({"id": None, "model": name}, hm) for name, hm in headmaps.items()]
+    return {
+        "standalone": True,
+        "css": views.asset("app.css"),
+        "js": views.asset("app.js"),
+        "csp": report_csp(),
+        "model_name": "the atlas, " + ", ".join(headmaps),
+        "models": [
+            {"dir": name, "n_layers": hm.facts.n_layers, "n_heads": hm.facts.n_heads} for name, hm in headmaps.items()
+        ],
+        "types": views.compare_view(scans, type_ids, reported),
+        "colors": views.type_colors(type_ids),
+        "strip_width": views.COMPARE_WIDTH,
+        "strip_height": views.COMPARE_HEIGHT,
+    }
+
+
+def render_atlas_compare(
+    headmaps: dict[str, HeadMap], type_ids: list[str], papers: list[dict[str, Any]] | None = None
+) -> str:
+    """An atlas's ``compare.html``: per head type, its models side by side on a depth axis (self-contained, opens
+    offline; each model links to its ``report.html``)."""
+    return env().get_template("atlas_compare.html").render(**atlas_compare_context(headmaps, type_ids, papers))
+
+
 def catalogue_papers(conn: sqlite3.Connection | None, headmap: HeadMap) -> dict[str, list[dict[str, Any]]]:
     """Catalogue papers for each head type of ``headmap`` (registry titles where the catalogue has none)."""
     from .catalogue import papers_for_head_type
