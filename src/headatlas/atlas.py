@@ -3,7 +3,8 @@
 ``headatlas atlas build [--out atlas]`` scans each model with all head types and ``verify=True`` (seed 0),
 writes ``atlas/<model>/headmap.csv``, ``headmap.json``, ``patterns.json`` and ``report.html``, and
 ``atlas/README.md``: per model and head type, the verified heads or, when none verify, the best candidate
-with its numbers.
+with its numbers, then each type across the models by depth; and ``atlas/compare.html``, the web app's compare
+view of the models (per head type, each model a strip on a depth-normalised layer axis).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .literature.schema import STAGES
 from .models.zoo import ZOO
 
 ATLAS_MODELS = ("smollm2-135m", "gemma3-270m")
+COMPARE_NAME = "compare.html"
 
 Say = Callable[[str], None]
 
@@ -146,6 +148,39 @@ def _ioi_roles(headmaps: dict[str, HeadMap]) -> list[str]:
     ]
 
 
+def _across_models(headmaps: dict[str, HeadMap], types: list[str]) -> list[str]:
+    """Each type in every model by depth (layer / (layers - 1)): members, the best head and the members' mean
+    depth, from the web app's compare view (``compare.html`` draws the same as strips)."""
+    from .web.views import compare_view
+
+    scans = [({"id": None, "model": name}, hm) for name, hm in headmaps.items()]
+    lines = [
+        "",
+        "Across models, by depth (layer / (layers - 1): 0 is the first layer, 1 the last); `compare.html` draws",
+        "each type as one strip per model:",
+        "",
+        "| across models | " + " | ".join(f"`{n}`" for n in headmaps) + " |",
+        "|---|" + "---|" * len(headmaps),
+    ]
+    for view in compare_view(scans, types, []):
+        cells = []
+        for r in view["scans"]:
+            if r["missing"]:
+                cells.append("—")
+                continue
+            best = r["best"]
+            if best is None:  # the table above says why (a task that does not fit the tokenizer …)
+                cells.append("no scores")
+                continue
+            cell = _plural(r["n_members"], "member")
+            cell += f"; best {best['name']} {best['score']:.2f} at depth {r['best_depth']:.2f}"
+            if r["mean_depth"] is not None:
+                cell += f"; members at mean depth {r['mean_depth']:.2f}"
+            cells.append(cell)
+        lines.append(f"| {view['name']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_readme(headmaps: dict[str, HeadMap]) -> str:
     types = _stage_order(headmaps)
     lines = [
@@ -188,6 +223,7 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
             cells.append(f"**{status}**: {detail}")
         lines.append(f"| `{type_id}` ({stage}) | " + " | ".join(cells) + " |")
     lines += _ioi_roles(headmaps)
+    lines += _across_models(headmaps, types)
     lines += [
         "",
         "Heads are `L{layer}H{head}`, 0-based. *Effect* is the damage to the type's causal metric when the heads",
@@ -201,9 +237,18 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
         *[f"- `{name}` ({', '.join(checks)}): {text}" for name, (text, checks) in metrics.items()],
         "",
         "Each model's folder has `report.html` (open it offline), `headmap.csv` (one row per head x type, with",
-        "`attribution` and `ablation_effect`) and `headmap.json` (the verification records in full).",
+        "`attribution` and `ablation_effect`), `headmap.json` (the verification records in full) and",
+        "`patterns.json` (attention patterns: every head on two short examples, each type's strongest members on",
+        "a sample of its own probe). `compare.html` shows every type across the models (open it offline).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_compare(headmaps: dict[str, HeadMap]) -> str:
+    """``compare.html``: the web app's compare view of the atlas's models, head types in survey-stage order."""
+    from .web.report import render_atlas_compare
+
+    return render_atlas_compare(headmaps, _stage_order(headmaps))
 
 
 def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS, seed: int = 0,
@@ -218,7 +263,8 @@ def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS,
     headmaps = {m: HeadMap.read(root / m) for m in (*ATLAS_MODELS, *models) if (root / m / "headmap.json").is_file()}
     readme = root / "README.md"
     write_atomic(readme, render_readme(headmaps))
+    write_atomic(root / COMPARE_NAME, render_compare(headmaps))
     return readme
 
 
-__all__ = ["ATLAS_MODELS", "build_atlas", "build_model_atlas", "render_readme"]
+__all__ = ["ATLAS_MODELS", "build_atlas", "build_model_atlas", "render_compare", "render_readme"]

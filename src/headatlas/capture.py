@@ -4,7 +4,9 @@ One natural-text window (``headatlas.probes.text``) and one repeated-random-toke
 (the induction probe of Olsson et al. 2022), each at most ~32 tokens, run once through the lens with a
 :class:`~headatlas.lens.PatternTap` on every row. Each head's causal pattern is stored as its lower
 triangle (row ``i`` holds weights on keys ``0..i``) rounded to 3 decimals: 270 heads × 2 × 528 numbers
-for SmolLM2, about 1.5 MB of JSON. Part of a scan (:func:`headatlas.pipeline.run_scan`); ``web/`` only
+for SmolLM2, about 1.2 MB of JSON. Given the scan's head map, the examples also say which types they are
+the evidence of, and :mod:`headatlas.evidence` adds one example per other probe (the needle, IOI …) with the
+patterns of the types' strongest members. Part of a scan (:func:`headatlas.pipeline.run_scan`); ``web/`` only
 reads the stored file.
 """
 
@@ -16,30 +18,14 @@ from typing import Any
 import torch
 
 from .errors import InvalidSettingError
-from .headmap import PATTERNS_FORMAT, head_name
+from .evidence import evidence_examples, shared_types
+from .headmap import PATTERN_DIGITS, PATTERNS_FORMAT, HeadMap, head_name
 from .lens import PatternTap, session
 from .models.loader import LoadedModel
-from .probes.base import bos_id, generator
+from .probes import ProbeSettings
+from .probes.base import bos_id, generator, token_strings
 from .probes.repeated import ordinary_token_ids
 from .probes.text import sentence_stream
-
-DIGITS = 3
-
-
-def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
-    """Each token as the text it stands for (``decode`` of the single id), else its vocabulary entry."""
-    out = []
-    for i in ids:
-        text: str | None = None
-        if hasattr(tokenizer, "decode"):
-            try:
-                text = tokenizer.decode([i])
-            except Exception:  # tokenizers differ in what they accept; fall back below
-                text = None
-        if text is None and hasattr(tokenizer, "convert_ids_to_tokens"):
-            text = str(tokenizer.convert_ids_to_tokens(i))
-        out.append(text if text is not None else f"<{i}>")
-    return out
 
 
 def probe_examples(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> list[dict[str, Any]]:
@@ -59,8 +45,17 @@ def probe_examples(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> li
     ]
 
 
-def capture_patterns(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> dict[str, Any]:
-    """Every head's attention on each probe example, captured through the lens (no second hook)."""
+def capture_patterns(
+    loaded: LoadedModel,
+    seed: int = 0,
+    n_tokens: int = 28,
+    headmap: HeadMap | None = None,
+    probes: ProbeSettings | None = None,
+) -> dict[str, Any]:
+    """Every head's attention on each probe example, captured through the lens (no second hook).
+
+    With the scan's ``headmap`` (and its ``probes`` settings), each type's evidence on its own probe too.
+    """
     facts = loaded.facts
     examples = []
     for example in probe_examples(loaded, seed, n_tokens):
@@ -79,7 +74,7 @@ def capture_patterns(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> 
             probs = per_layer[layer]
             for head in range(facts.n_heads):
                 heads[head_name(layer, head)] = [
-                    [round(float(w), DIGITS) for w in probs[head, i, : i + 1].tolist()] for i in range(length)
+                    [round(float(w), PATTERN_DIGITS) for w in probs[head, i, : i + 1].tolist()] for i in range(length)
                 ]
         examples.append(
             {
@@ -90,6 +85,11 @@ def capture_patterns(loaded: LoadedModel, seed: int = 0, n_tokens: int = 28) -> 
                 "heads": heads,
             }
         )
+    if headmap is not None:
+        of_probe = shared_types(headmap)
+        for example in examples:  # the two shared examples are the natural_text and repeated_tokens probes
+            example.update(probe=example["id"], types=of_probe.get(example["id"], []))
+        examples += evidence_examples(loaded, headmap, probes or ProbeSettings(), seed)
     return {
         "format": PATTERNS_FORMAT,
         "model": facts.name,

@@ -201,6 +201,7 @@ class HeadMap:
 
 PATTERNS_FORMAT = "headatlas.patterns/1"
 PATTERNS_FILE = "patterns.json"
+PATTERN_DIGITS = 3  # attention weights in patterns.json are rounded to this many decimals
 """The attention patterns a scan stores beside its head map (captured by :mod:`headatlas.capture`)."""
 
 

@@ -27,7 +27,8 @@ from .stability import stability
 @dataclass
 class ScanResult:
     """Everything one scan found: the head map (scores, members and, with verification, the causal checks
-    and IOI roles) and the attention patterns of every head on the two probe examples."""
+    and IOI roles) and the attention patterns: every head on the two shared probe examples, and each head type's
+    strongest members on a sample of its own probe (:mod:`headatlas.evidence`)."""
 
     headmap: HeadMap
     patterns: dict[str, Any] | None  # None when the scan was asked not to capture them
@@ -113,7 +114,7 @@ def run_scan(
     if patterns:
         from .capture import capture_patterns
 
-        captured = capture_patterns(loaded, seed=settings.seed)
+        captured = capture_patterns(loaded, seed=settings.seed, headmap=headmap, probes=settings.probes)
     return ScanResult(headmap, captured)
 
 

@@ -35,6 +35,7 @@ def smollm2_rows(text: str) -> list[str]:
 def test_smollm2_atlas_is_reproducible_from_its_command(tmp_path):
     assert (ATLAS / "smollm2-135m" / "headmap.json").is_file(), "atlas/ is missing; run `headatlas atlas build`"
     readme = build_atlas(tmp_path, ["smollm2-135m"])
+    assert "compare-retrieval" in (tmp_path / "compare.html").read_text(encoding="utf-8")  # the models side by side
     problems = compare_scan_dirs(tmp_path / "smollm2-135m", ATLAS / "smollm2-135m")
     assert not problems, "the rebuilt atlas differs from the published one:\n" + "\n".join(problems)
 

@@ -43,6 +43,22 @@ def test_readme_table_reports_every_type_with_its_status_and_numbers():
     assert "name_mover" not in ", ".join(listed.values())
     assert rows["safety"].endswith("(a base model: the type is defined on instruct models, so this is a control)")
     assert "1 pattern members" not in text and f"| `tiny` ({headmap.facts.name}) | 2 x 4 (2) |" in text
+    # each type across the models by depth, in the same stage order: members, best head, members' mean depth
+    header = text.index("| across models | `tiny` |")
+    table = text[header:].split("\n\n")[0].splitlines()[2:]
+    assert [line.split(" | ")[0].lstrip("| ") for line in table] == [headmap.head_types[t]["name"] for t in rows]
+    for line, type_id in zip(table, rows, strict=True):
+        cell = line.split(" | ")[1].rstrip(" |")
+        top = headmap.top(type_id, 1)
+        if not top:
+            assert cell == "no scores" and type_id == "name_mover"
+            continue
+        found = re.fullmatch(r"(\d+) members?; best (L\d+H\d+) (-?[\d.]+) at depth ([\d.]+)(.*)", cell)
+        assert found, cell
+        count, best, score, depth, rest = found.groups()
+        assert int(count) == len(headmap.members(type_id)) and best == top[0]["name"]
+        assert score == f"{top[0]['score']:.2f}" and float(depth) == top[0]["layer"] / (headmap.facts.n_layers - 1)
+        assert ("members at mean depth" in rest) == bool(headmap.members(type_id))
 
 
 def test_verified_cells_carry_the_interval_p_holm_p_and_stability():

@@ -31,6 +31,9 @@ def test_the_result_holds_head_map_patterns_and_verification(planted, result):
     assert result.verification["name_mover"]["status"] == "no_scores"  # IOI does not fit the toy tokenizer
     assert result.ioi_roles is None
     assert result.patterns is not None and result.patterns["seed"] == 3  # the scan's seed, handed on once
+    # each type's evidence: prose for previous-token, [BOS, x, x] for induction; IOI (name movers) does not fit
+    examples = {ex["id"]: ex["types"] for ex in result.patterns["examples"]}
+    assert examples == {"natural_text": ["previous_token"], "repeated_tokens": ["induction"]}
     assert result.headmap.settings["seed"] == 3 and result.headmap.settings["verify"]["seed"] == 3
 
 

@@ -89,6 +89,22 @@ def bos_id(tokenizer: Any) -> int:
     raise InvalidSettingError("tokenizer has neither a BOS nor an EOS token to start probes with")
 
 
+def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each token as the text it stands for (``decode`` of the single id), else its vocabulary entry."""
+    out = []
+    for i in ids:
+        text: str | None = None
+        if hasattr(tokenizer, "decode"):
+            try:
+                text = tokenizer.decode([i])
+            except Exception:  # tokenizers differ in what they accept; fall back below
+                text = None
+        if text is None and hasattr(tokenizer, "convert_ids_to_tokens"):
+            text = str(tokenizer.convert_ids_to_tokens(i))
+        out.append(text if text is not None else f"<{i}>")
+    return out
+
+
 def all_rows(batch: int, length: int) -> torch.Tensor:
     return torch.arange(length).expand(batch, length).clone()
 

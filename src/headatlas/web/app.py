@@ -30,7 +30,7 @@ from ..literature.schema import STAGES
 from ..store import connect, delete_scan, heads_of_type, list_scans, load_scan, scan_info
 from ..store.db import SQLITE_MAX_INT, default_db_path
 from . import catalogue, schemas, views
-from .patterns import for_head, panel_examples, read_patterns_cached
+from .patterns import example_of_type, for_head, panel_examples, read_patterns_cached
 from .report import catalogue_papers, env, render_report, report_csp, reported_agreement
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,9 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
         with db() as conn:
             data = head_data(conn, scan_id, name)
         p = data["patterns"]
-        example = views.example_for_head(p, data["head"]["name"])
+        example = views.example_for_head(p, data["head"]["name"], views.head_types_of(data["head"]))
+        names = {t: str(i.get("name", t)) for t, i in data["headmap"].head_types.items()}
+        evidence = {t: example_of_type(p, t, data["head"]["name"]) for t in names}
         n_heads = data["headmap"].facts.n_heads
         index = data["head"]["layer"] * n_heads + data["head"]["head"]
         total = data["headmap"].facts.n_head_total
@@ -334,8 +336,8 @@ def create_app(db_path: str | Path | None = None, *, curate: bool = False) -> Fa
             head_name(i // n_heads, i % n_heads) if 0 <= i < total else None for i in (index - 1, index + 1)
         )
         return page(
-            request, "head.html", pattern_examples=panel_examples(p) if p else [], initial_example=example,
-            prev_head=prev_head, next_head=next_head, **data,
+            request, "head.html", pattern_examples=panel_examples(p, names) if p else [], initial_example=example,
+            evidence=evidence, prev_head=prev_head, next_head=next_head, **data,
         )  # fmt: skip
 
     @app.get("/head-types", response_class=HTMLResponse, include_in_schema=False)

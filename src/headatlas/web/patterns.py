@@ -61,6 +61,59 @@ def for_head(patterns: dict[str, Any] | None, name: str) -> dict[str, Any] | Non
     return {**{k: v for k, v in patterns.items() if k != "examples"}, "examples": examples} if examples else None
 
 
-def panel_examples(patterns: dict[str, Any]) -> list[dict[str, Any]]:
-    """Example labels for the pattern panel's selector."""
-    return [{"label": ex.get("label", ex.get("id", "")), "n_tokens": len(ex["tokens"])} for ex in patterns["examples"]]
+def panel_examples(patterns: dict[str, Any], names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The pattern panel's selector: each example's label, its length in tokens and, where the scan recorded it,
+    the head types it is the evidence of (their display names from ``names``)."""
+    out = []
+    for ex in patterns["examples"]:
+        types = [(names or {}).get(t, t) for t in ex.get("types", [])]
+        out.append(
+            {
+                "label": ex.get("label", ex.get("id", "")),
+                "probe": str(ex.get("probe", ex.get("id", ""))).replace("_", " "),
+                "n_tokens": ex.get("length", len(ex["tokens"])),
+                "n_rows": len(ex["rows"]) if "rows" in ex else None,
+                "types": types,
+                "note": example_note(ex, names or {}),
+            }
+        )
+    return out
+
+
+def example_note(ex: dict[str, Any], names: dict[str, str]) -> str:
+    """What an example shows, in words: whose evidence it is, which heads are stored, which rows and keys."""
+    parts = []
+    if ex.get("types"):
+        shown = ", ".join(names.get(t, t) for t in ex["types"])
+        parts.append(
+            f"Evidence of {shown}: the probe {'its' if len(ex['types']) == 1 else 'their'} score or causal check reads."
+        )
+    for type_id, count in ex.get("members", {}).items():
+        stored = len(ex.get("stored", {}).get(type_id, []))
+        plural = "" if count == 1 else "s"
+        parts.append(f"{names.get(type_id, type_id)}: {count} member{plural}, the strongest {stored} shown.")
+    if "rows" in ex:
+        gaps = None in ex.get("positions", [])
+        parts.append(
+            f"Of its {ex.get('length')} tokens, the rows the score reads"
+            + (
+                "; keys at the start, around the marked spans and just before the rows (a ⋯ column sums the weight"
+                " on the keys left out)."
+                if gaps
+                else "."
+            )
+        )
+    if ex.get("scored"):
+        parts.append("▸ rows: read by the score.")
+    marked = [name for name, cols in ex.get("marked", {}).items() if cols]
+    if marked:
+        parts.append(f"Keys in colour: {', '.join(marked)}.")
+    return " ".join(parts)
+
+
+def example_of_type(patterns: dict[str, Any] | None, type_id: str, name: str) -> int | None:
+    """Index of the example that is ``type_id``'s evidence and holds head ``name`` (``None``: there is none)."""
+    for i, ex in enumerate((patterns or {}).get("examples", [])):
+        if type_id in ex.get("types", []) and name in ex.get("heads", {}):
+            return i
+    return None

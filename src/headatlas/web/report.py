@@ -44,14 +44,15 @@ def env() -> jinja2.Environment:
     return _ENV
 
 
-def _initial_head(headmap: HeadMap) -> str:
-    """The head the pattern panel opens on: the strongest induction head, else the best head of the first type."""
+def _initial_head(headmap: HeadMap) -> tuple[str, str | None]:
+    """The head the pattern panel opens on, with its type: the strongest induction head, else the best head of
+    the first type."""
     for type_id in ("induction", *headmap.head_types):
         if type_id in headmap.head_types:
             top = headmap.top(type_id, 1)
             if top:
-                return str(top[0]["name"])
-    return "L0H0"
+                return str(top[0]["name"]), type_id
+    return "L0H0", None
 
 
 def report_csp() -> str:
@@ -79,7 +80,8 @@ def report_context(
     """Everything report.html shows. ``papers``: catalogue papers per head type (default: the registry's titles);
     ``agreement``: :func:`reported_agreement` (the section is left out without one)."""
     counts = {t: len(headmap.members(t)) for t in headmap.head_types}
-    initial = _initial_head(headmap)
+    type_names = {t: str(i.get("name", t)) for t, i in headmap.head_types.items()}
+    initial, initial_type = _initial_head(headmap)
     types = []
     for type_id, info in headmap.head_types.items():
         listed = (papers or {}).get(type_id)
@@ -111,16 +113,16 @@ def report_context(
         "settings": headmap.settings,
         "settings_json": json.dumps(headmap.settings, indent=1, sort_keys=True),
         "probes": headmap.probes,
-        "type_names": {t: str(i.get("name", t)) for t, i in headmap.head_types.items()},
+        "type_names": type_names,
         "overview": views.overview(headmap),
         "types": types,
         "n_heads_total": headmap.facts.n_head_total,
         "has_causal": views.has_causal_columns(headmap),
         "verification": views.verification_rows(headmap),
         "patterns": patterns,
-        "pattern_examples": panel_examples(patterns) if patterns else [],
+        "pattern_examples": panel_examples(patterns, type_names) if patterns else [],
         "initial_head": initial,
-        "initial_example": views.example_for_head(patterns, initial),
+        "initial_example": views.example_for_head(patterns, initial, [initial_type] if initial_type else []),
         "agreement": agreement,
     }
 
@@ -153,6 +155,45 @@ def write_report(
     path = out / REPORT_NAME
     write_atomic(path, render_report(headmap, patterns, papers, agreement))
     return path
+
+
+ATLAS_COMPARE_NAME = "compare.html"
+
+
+def atlas_compare_context(
+    headmaps: dict[str, HeadMap], type_ids: list[str], papers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The atlas's compare page: the web app's compare view (:func:`views.compare_view`) of every model of the
+    atlas (by its folder name), with the heads ``papers`` report (default: the shipped catalogue's) ringed."""
+    from .catalogue import all_papers
+
+    listed = all_papers(None) if papers is None else papers
+    reported = [
+        {**r, "paper_id": p["id"], "paper_title": p["title"]} for p in listed for r in p.get("reported_heads") or []
+    ]
+    scans = [({"id": None, "model": name}, hm) for name, hm in headmaps.items()]
+    return {
+        "standalone": True,
+        "css": views.asset("app.css"),
+        "js": views.asset("app.js"),
+        "csp": report_csp(),
+        "model_name": "the atlas, " + ", ".join(headmaps),
+        "models": [
+            {"dir": name, "n_layers": hm.facts.n_layers, "n_heads": hm.facts.n_heads} for name, hm in headmaps.items()
+        ],
+        "types": views.compare_view(scans, type_ids, reported),
+        "colors": views.type_colors(type_ids),
+        "strip_width": views.COMPARE_WIDTH,
+        "strip_height": views.COMPARE_HEIGHT,
+    }
+
+
+def render_atlas_compare(
+    headmaps: dict[str, HeadMap], type_ids: list[str], papers: list[dict[str, Any]] | None = None
+) -> str:
+    """An atlas's ``compare.html``: per head type, its models side by side on a depth axis (self-contained, opens
+    offline; each model links to its ``report.html``)."""
+    return env().get_template("atlas_compare.html").render(**atlas_compare_context(headmaps, type_ids, papers))
 
 
 def catalogue_papers(conn: sqlite3.Connection | None, headmap: HeadMap) -> dict[str, list[dict[str, Any]]]:

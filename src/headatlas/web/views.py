@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidSettingError
 from ..headmap import HeadMap, head_name
+from .patterns import example_of_type
 
 # viridis, sampled at 9 stops: perceptually uniform and readable for colour-blind readers
 _VIRIDIS = (
@@ -479,14 +481,19 @@ def asset(name: str) -> str:
     return resources.files("headatlas.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def example_for_head(patterns: dict[str, Any] | None, name: str) -> int:
-    """Index of the pattern example to open for a head: the one where it leans least on the first token.
+def example_for_head(patterns: dict[str, Any] | None, name: str, types: Sequence[str] = ()) -> int:
+    """Index of the pattern example to open for a head: the evidence of the first of ``types`` (the head's
+    types, strongest first) that holds the head; else the example where it leans least on the first token.
 
     Most heads park weight on BOS when their pattern is absent (an induction head on prose), so the example
     with the least mean weight on position 0 is the one that shows what the head does.
     """
     if not patterns:
         return 0
+    for type_id in types:
+        found = example_of_type(patterns, type_id, name)
+        if found is not None:
+            return found
     best, best_bos = 0, math.inf
     for i, ex in enumerate(patterns.get("examples", [])):
         rows = ex.get("heads", {}).get(name)
@@ -496,6 +503,13 @@ def example_for_head(patterns: dict[str, Any] | None, name: str) -> int:
         if bos < best_bos - 1e-9:
             best, best_bos = i, bos
     return best
+
+
+def head_types_of(detail: dict[str, Any]) -> list[str]:
+    """A head's types for choosing its pattern example: its strongest type, then its other memberships."""
+    members = [s["head_type"] for s in detail["scores"] if s["member"]]
+    strongest = detail.get("strongest")
+    return [strongest, *[t for t in members if t != strongest]] if strongest else members
 
 
 def _schema_type(spec: dict[str, Any]) -> str:

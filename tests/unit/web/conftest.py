@@ -43,8 +43,9 @@ def snapshot_headmap(tiny_loaded) -> HeadMap:
 
 
 @pytest.fixture(scope="session")
-def tiny_patterns(tiny_loaded):
-    return capture_patterns(tiny_loaded, seed=0, n_tokens=16)
+def tiny_patterns(tiny_loaded, tiny_headmap):
+    """The two shared examples and, for retrieval, its evidence on a 256-token needle sample."""
+    return capture_patterns(tiny_loaded, seed=0, n_tokens=16, headmap=tiny_headmap, probes=SMALL)
 
 
 @pytest.fixture(scope="session")

@@ -270,3 +270,36 @@ def test_bad_filters_and_huge_ids_in_chromium(browser, base_url):
     assert r.status == 404 and "no scan" in page.text_content("#error-message")
     assert "script-src 'self'" in r.headers["content-security-policy"]
     w.close()
+
+
+def test_head_page_shows_each_types_evidence_on_its_own_probe(browser, base_url, web_store, tiny_patterns):
+    """The planted induction head is also a retrieval member: its retrieval row links to the needle sample, drawn
+    with the rows the score reads, the needle's value marked and the left-out keys summed in ⋯ columns."""
+    needle = next(i for i, ex in enumerate(tiny_patterns["examples"]) if ex.get("probe") == "needle")
+    ex = tiny_patterns["examples"][needle]
+    assert "L1H2" in ex["heads"] and None in ex["positions"]
+    w = Watched(browser)
+    page = w.page
+    page.goto(f"{base_url}/scans/{web_store['scan_ids'][0]}/heads/L1H2")
+    page.wait_for_selector("#pattern-view canvas")
+    assert page.evaluate("document.getElementById('pattern-example').value") != str(needle)  # opens on induction
+    page.click("#head-scores a.evidence-link[data-type=retrieval]")
+    assert page.evaluate("document.getElementById('pattern-example').value") == str(needle)
+    canvas = page.locator("#pattern-view canvas")
+    margin, cell, row = (int(canvas.get_attribute(f"data-{k}")) for k in ("margin", "cell", "row"))
+    assert row >= cell  # few rows are drawn taller
+    assert page.evaluate("document.querySelector('#pattern-view canvas').height") == margin + len(ex["rows"]) * row
+    assert page.evaluate("document.querySelector('#pattern-view canvas').width") == margin + len(ex["tokens"]) * cell
+    assert page.locator("#pattern-view .tok.gap").count() == ex["positions"].count(None)
+    assert page.locator("#pattern-view .tok.marked").count() == len(ex["marked"]["needle value"])
+    assert "Retrieval head: 1 member" in page.text_content("#pattern-note")
+    last = ex["rows"][-1]
+    page.hover(f"#pattern-view .tok[data-index='{last}']")
+    readout = page.text_content("#pattern-view .readout")
+    assert readout.startswith(f"query {ex['positions'][last]} ")  # positions in the sample, not column numbers
+    w.shot("head-evidence-1400")
+    page.set_viewport_size({"width": 390, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    w.shot("head-evidence-390")
+    assert w.errors == []
+    w.close()

@@ -186,6 +186,7 @@ def test_report_rebuilt_from_the_written_files_is_the_scans_report(tmp_path, tin
 
 def test_published_atlas_reports_are_renderings_of_their_data_files():
     """The atlas test compares the data files by value; this pins the published pages to those files."""
+    from headatlas.atlas import ATLAS_MODELS, COMPARE_NAME, render_compare
     from headatlas.headmap import HeadMap
     from headatlas.web.patterns import read_patterns
     from headatlas.web.report import catalogue_papers
@@ -194,6 +195,8 @@ def test_published_atlas_reports_are_renderings_of_their_data_files():
         headmap = HeadMap.read(ATLAS / model)
         html = render_report(headmap, read_patterns(ATLAS / model), catalogue_papers(None, headmap))
         assert html == (ATLAS / model / "report.html").read_text(encoding="utf-8"), model
+    headmaps = {model: HeadMap.read(ATLAS / model) for model in ATLAS_MODELS}
+    assert render_compare(headmaps) == (ATLAS / COMPARE_NAME).read_text(encoding="utf-8")
 
 
 def test_every_head_type_says_what_it_is_scored_on():
@@ -227,3 +230,44 @@ def test_report_and_app_colour_each_type_alike(web_store, tiny_headmap):
     report = legend(render_report(tiny_headmap))
     app = legend(TestClient(create_app(web_store["db"])).get(f"/scans/{web_store['scan_ids'][0]}").text)
     assert report == app and len(report) == len(tiny_headmap.head_types) == len(set(report.values()))
+
+
+def test_atlas_compare_page_puts_each_type_of_every_model_on_one_depth_axis(tiny_headmap, snapshot_headmap):
+    """compare.html of an atlas: the app's compare view, self-contained, one strip per model and type (a type a
+    model lacks says so), members dotted, a paper's reported head ringed on its model, each model linked to its
+    report."""
+    import copy
+    import dataclasses
+    import re
+
+    from headatlas.web.report import render_atlas_compare
+
+    deep = copy.deepcopy(snapshot_headmap)  # fewer types, twice the layers
+    deep.facts = dataclasses.replace(deep.facts, name="deep-planted", n_layers=4)
+    deep.rows = [dict(r, layer=r["layer"] + 2) for r in snapshot_headmap.rows] + [
+        dict(r, score=0.0, member=False) for r in snapshot_headmap.rows
+    ]
+    best = tiny_headmap.top("induction", 1)[0]["name"]
+    reported = [{"model": tiny_headmap.facts.name, "head": best, "head_type": "induction"}]
+    paper = {"id": "p", "title": "Heads planted on purpose", "reported_heads": reported}
+    types = list(tiny_headmap.head_types)
+    headmaps = {"planted": tiny_headmap, "deep": deep}
+    html = render_atlas_compare(headmaps, types, [paper])
+    assert structure(html).external == []
+    assert '<meta http-equiv="Content-Security-Policy"' in html
+    sections = re.findall(r'<section class="compare-type card" id="compare-(\w+)".*?</section>', html, re.S)
+    assert sections == types
+    for type_id in types:
+        block = html.split(f'id="compare-{type_id}"')[1].split("</section>")[0]
+        rows = re.findall(r'<tr class="compare-row".*?</tr>', block, re.S)
+        assert len(rows) == 2 and 'href="planted/report.html"' in rows[0] and 'href="deep/report.html"' in rows[1]
+        assert rows[0].count('<rect class="layer"') == tiny_headmap.facts.n_layers
+        assert rows[0].count('class="member-dot"') == len(tiny_headmap.members(type_id))
+        assert f'<td class="num">{len(tiny_headmap.members(type_id))}</td>' in rows[0]
+        if type_id in deep.head_types:
+            assert rows[1].count('<rect class="layer"') == 4
+            assert rows[1].count('class="member-dot"') == len(deep.members(type_id))
+        else:
+            assert "not scored in this scan" in rows[1]
+    assert html.count('<circle class="reported"') == 1 and "Heads planted on purpose" in html
+    assert 'href="/' not in html  # no link into the web app: the page opens from a folder
