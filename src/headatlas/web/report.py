@@ -157,9 +157,6 @@ def write_report(
     return path
 
 
-ATLAS_COMPARE_NAME = "compare.html"
-
-
 def atlas_compare_context(
     headmaps: dict[str, HeadMap], type_ids: list[str], papers: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
