@@ -152,7 +152,8 @@ def scan(
         print_verification(out, result.headmap)
     if published.scan_id is not None:
         err.print(f"stored as scan {published.scan_id}")
-    err.print(f"wrote {published.csv}, {published.json} and {published.report}")
+    written = [published.csv, published.json, *([published.patterns] if published.patterns else []), published.report]
+    err.print(f"wrote {', '.join(str(p) for p in written[:-1])} and {written[-1]}")
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}

@@ -8,12 +8,14 @@ from headatlas.cli import main
 from headatlas.store import connect, list_scans
 
 
-def test_scan_writes_patterns_and_report(monkeypatch, tmp_path, tiny_loaded):
+def test_scan_writes_patterns_and_report(monkeypatch, tmp_path, tiny_loaded, capsys):
     monkeypatch.setattr("headatlas.models.loader.load_model", lambda *a, **k: tiny_loaded)
     out, db = tmp_path / "out", tmp_path / "store.sqlite3"
     code = main(["scan", "x", "--out", str(out), "--db", str(db), "--types", "induction,previous_token",
                  "--needle-contexts", "256"])  # fmt: skip
     assert code == 0
+    wrote = capsys.readouterr().err
+    assert "patterns.json" in wrote and "report.html" in wrote  # the wrote line names every file
     patterns = json.loads((out / "patterns.json").read_text())
     assert len(patterns["examples"][0]["heads"]) == tiny_loaded.facts.n_head_total
     html = (out / "report.html").read_text()
