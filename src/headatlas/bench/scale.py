@@ -14,7 +14,10 @@ memory has gone back to the OS) above the resident set just before that type, so
 counted. A plain SDPA forward over the pattern probes' tokens is the baseline of each size. Then the
 retrieval probe alone on the smallest model at growing context, against a plain forward over the same
 tokens. Ratios are against the smallest size (or context) of the same run; the last line is one JSON object.
-Probe sizes are reduced (:data:`QUICK`) unless ``--full-probes``.
+Probe sizes are reduced (:data:`QUICK`) unless ``--full-probes``. Types that share one experiment reuse it
+as in a scan: ``negative_copying`` (after ``copying``), ``negative_name_mover`` and ``s_inhibition`` (after
+``name_mover``) cost next to nothing. Pattern types also compute full-vocabulary logits at every probe row
+(the probe's top-1 diagnostic), which with a 49k vocabulary is most of their memory at small sizes.
 """
 
 from __future__ import annotations
