@@ -235,7 +235,7 @@ def _exact(loaded: LoadedModel, run: _MetricRun, heads: Sequence[HeadRef], setti
         run.exact[head] = float(damage(run.metric, run.clean, value))
 
 
-def _set_test(
+def _strict_test(
     loaded: LoadedModel,
     head_type: str,
     members: list[HeadRef],
@@ -283,7 +283,7 @@ def _set_test(
         "n_random": len(random_effects),
         "stopped_early": test.stopped_early,
         "random_effects": [_r(e) for e in random_effects.tolist()],
-        "random_sets": [[head_label(h) for h in s] for s in first_sets],
+        "random_sets": [[head_label(h) for h in s] for s in first_sets],  # the first round's; the rest follow the seed
     }
 
 
@@ -357,7 +357,7 @@ def verify_type(
             random_effects=[],
         )
     elif settings.strict:
-        record.update(_set_test(loaded, head_type, list(members), first_sets, gen, run, settings))
+        record.update(_strict_test(loaded, head_type, list(members), first_sets, gen, run, settings))
     else:
         record.update(_screening_test(loaded, list(members), first_sets, run, settings))
     # per-head: exact ablation for members + top candidates, compared with attribution
