@@ -29,18 +29,27 @@ def plan_command(
     duo_dir: Annotated[
         Path | None, typer.Option("--duo-dir", help="Also write DuoAttention's pattern format here.")
     ] = None,
+    compensation: Annotated[
+        bool,
+        typer.Option(
+            "--compensation",
+            help="razor rule: streaming heads also keep RazorAttention's compensation token (mean of what they drop).",
+        ),
+    ] = False,
 ) -> None:
     """Plan a per-(layer, KV head) policy: full cache or sink + recent window."""
     if out.is_dir():
         raise InvalidSettingError(f"--out {out} is a directory; give a file name")
-    policy = plan_from_scan(scan_dir, rule=rule, budget=budget, context=context, sink=sink, recent=recent)
+    policy = plan_from_scan(
+        scan_dir, rule=rule, budget=budget, context=context, sink=sink, recent=recent, compensation=compensation
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     policy.save(out)
     if duo_dir is not None:
         export_duo(policy, duo_dir)
-    n_full = sum(h.full for h in policy.heads)
+    n_full = sum(h.full for h in policy.planned)
     Console().print(
-        f"{policy.model.get('name')}: rule {rule}, {n_full}/{len(policy.heads)} KV heads full, streaming heads keep "
-        f"{policy.sink} sink + {policy.recent} recent; holds {policy.kv_fraction():.1%} of the cache at {context} "
+        f"{policy.model.get('name')}: rule {rule}, {n_full}/{len(policy.planned)} KV heads full, streaming heads keep "
+        f"{policy.sink} sink + {policy.recent} recent{' + a compensation token' if compensation else ''}; holds {policy.kv_fraction():.1%} of the cache at {context} "
         f"tokens -> {out}" + (f" (DuoAttention pattern: {duo_dir})" if duo_dir else "")
     )

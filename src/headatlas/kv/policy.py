@@ -13,6 +13,13 @@ when any query head reading it needs the context):
   shared in proportion to a retrieval-reasoning score (``retrieval + induction``); a head whose share
   reaches the context is full. Kept tokens are still sink + recent (HeadKV selects them SnapKV-style).
 
+``compensation`` (razor rule only): RazorAttention's compensation token. A streaming head also keeps the
+mean key and mean value of the tokens it dropped, attended as if it were all of them (its score counts
+``n_dropped`` times); one more entry per streaming head.
+
+Layers the model already restricts to a sliding window (Gemma 3: ``model.sliding_layers`` of the scan)
+keep their own window; the policy and its budget cover the global layers only.
+
 The budget is the fraction of the full cache held at ``context`` tokens. Only the file format of a scan
 is read (``headatlas.headmap/1``), never the scan's code.
 """
@@ -50,14 +57,18 @@ class HeadPolicy:
     score: float
     sink: int = 0
     recent: int | None = None
+    sliding: bool = False  # a sliding-window layer of the model: not the policy's to change
 
     @property
     def full(self) -> bool:
         return self.recent is None
 
-    def held(self, length: int) -> int:
-        """Tokens this head holds after ``length`` tokens."""
-        return length if self.recent is None else min(length, self.sink + self.recent)
+    def held(self, length: int, compensation: bool = False) -> int:
+        """Tokens this head holds after ``length`` tokens (plus the compensation token once it drops any)."""
+        if self.recent is None:
+            return length
+        window = self.sink + self.recent
+        return min(length, window) + (1 if compensation and length > window else 0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,12 @@ class KVPolicy:
     model: Mapping[str, Any]
     heads: tuple[HeadPolicy, ...]
     scan: Mapping[str, Any] = field(default_factory=dict)
+    compensation: bool = False
+
+    @property
+    def planned(self) -> tuple[HeadPolicy, ...]:
+        """The heads the policy decides (global layers)."""
+        return tuple(h for h in self.heads if not h.sliding)
 
     @property
     def n_layers(self) -> int:
@@ -90,11 +107,14 @@ class KVPolicy:
     def kv_fraction(self, length: int | None = None) -> float:
         """Fraction of the full cache held after ``length`` tokens (default: the planning context)."""
         n = self.context if length is None else length
-        return sum(h.held(n) for h in self.heads) / (len(self.heads) * n)
+        heads = self.planned
+        return sum(h.held(n, self.compensation) for h in heads) / (len(heads) * n)
 
     @property
     def full_fraction(self) -> float:
-        return sum(h.full for h in self.heads) / len(self.heads)
+        """Fraction of the planned (global-layer) KV heads that keep the full cache."""
+        heads = self.planned
+        return sum(h.full for h in heads) / len(heads)
 
     def to_json(self) -> dict[str, Any]:
         heads = []
@@ -110,6 +130,7 @@ class KVPolicy:
             "context": self.context,
             "sink": self.sink,
             "recent": self.recent,
+            "compensation": self.compensation,
             "kv_fraction": round(self.kv_fraction(), 6),
             "full_fraction": round(self.full_fraction, 6),
             "model": dict(self.model),
@@ -133,6 +154,7 @@ class KVPolicy:
                 score=float(h["score"]),
                 sink=int(h["sink"]),
                 recent=None if h["recent"] is None else int(h["recent"]),
+                sliding=bool(h.get("sliding", False)),
             )
             for h in data["heads"]
         )
@@ -145,6 +167,7 @@ class KVPolicy:
             model=dict(data["model"]),
             heads=heads,
             scan=dict(data.get("scan", {})),
+            compensation=bool(data.get("compensation", False)),
         )
 
     @classmethod
@@ -248,10 +271,13 @@ def plan(
     sink: int | None = None,
     recent: int | None = None,
     scan: Mapping[str, Any] | None = None,
+    compensation: bool = False,
 ) -> KVPolicy:
-    """Plan a policy holding ``budget`` of the full cache at ``context`` tokens."""
+    """Plan a policy holding ``budget`` of the full cache at ``context`` tokens (of the global layers)."""
     if rule not in RULES:
         raise InvalidSettingError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)}")
+    if compensation and rule != "razor":
+        raise InvalidSettingError(f"the compensation token is RazorAttention's: use it with rule 'razor', not {rule!r}")
     if not (isinstance(budget, (int, float)) and 0 < budget <= 1) or math.isnan(budget):
         raise InvalidSettingError(f"budget must lie in (0, 1], got {budget}")
     if context < 2:
@@ -261,7 +287,7 @@ def plan(
     recent = d_recent if recent is None else recent
     if sink < 0 or recent < 1:
         raise InvalidSettingError(f"sink must be >= 0 and recent >= 1, got sink={sink} recent={recent}")
-    window = sink + recent
+    window = sink + recent + (1 if compensation else 0)  # entries a streaming head holds
     if budget < 1 and window >= budget * context:
         raise InvalidSettingError(
             f"budget {budget} of {context} tokens is {budget * context:.0f} per head, not more than the streaming "
@@ -272,9 +298,12 @@ def plan(
     if n_heads % n_kv:
         raise InvalidSettingError(f"{n_heads} query heads do not divide over {n_kv} KV heads")
     group = n_heads // n_kv
+    sliding = {int(x) for x in model.get("sliding_layers") or []}
+    if len(sliding) >= n_layers:
+        raise InvalidSettingError("every layer of the scanned model is a sliding-window layer: nothing to plan")
     q_scores = query_head_scores(headmap, rule)
     kv_scores = [[max(q_scores[layer][k * group : (k + 1) * group]) for k in range(n_kv)] for layer in range(n_layers)]
-    flat = [(kv_scores[la][k], la, k) for la in range(n_layers) for k in range(n_kv)]
+    flat = [(kv_scores[la][k], la, k) for la in range(n_layers) if la not in sliding for k in range(n_kv)]
     total = len(flat)
     held = [float(window)] * total  # per KV head, in flat order
     if budget >= 1 or window >= context:
@@ -286,20 +315,25 @@ def plan(
         order = sorted(range(total), key=lambda i: (-flat[i][0], flat[i][1], flat[i][2]))
         for i in order[:n_full]:
             held[i] = float(context)
+    by_head = {(la, k): held[i] for i, (_, la, k) in enumerate(flat)}
     heads = []
-    for i, (score, la, k) in enumerate(flat):
-        full = held[i] >= context
-        heads.append(
-            HeadPolicy(
-                layer=la,
-                kv_head=k,
-                query_heads=tuple(range(k * group, (k + 1) * group)),
-                score=round(score, 6),
-                sink=0 if full else sink,
-                recent=None if full else round(held[i]) - sink,
+    for la in range(n_layers):
+        for k in range(n_kv):
+            share = by_head.get((la, k), float(context))
+            full = share >= context
+            heads.append(
+                HeadPolicy(
+                    layer=la,
+                    kv_head=k,
+                    query_heads=tuple(range(k * group, (k + 1) * group)),
+                    score=round(kv_scores[la][k], 6),
+                    sink=0 if full else sink,
+                    recent=None if full else round(share) - sink - (1 if compensation else 0),
+                    sliding=la in sliding,
+                )
             )
-        )
     meta = {k: model.get(k) for k in ("name", "sha256", "architecture", "n_layers", "n_heads", "n_kv_heads")}
+    meta["sliding_layers"] = sorted(sliding)
     return KVPolicy(
         rule=rule,
         budget=float(budget),
@@ -309,6 +343,7 @@ def plan(
         model=meta,
         heads=tuple(heads),
         scan=dict(scan or {}),
+        compensation=compensation,
     )
 
 

@@ -34,6 +34,7 @@ def test_plan_writes_policy_and_duo_pattern(tmp_path, capsys):
         (["--budget", "1.2"], "budget must lie in"),
         (["--rule", "snapkv"], "valid rules are"),
         (["--budget", "0.05"], "streaming window"),
+        (["--rule", "retrieval", "--compensation"], "compensation token is RazorAttention's"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
@@ -50,3 +51,28 @@ def test_scan_lacking_the_rules_head_types_exits_2(tmp_path, capsys):
     code = main(["kv", "plan", str(scan), "--rule", "razor", "--context", "100", "--out", str(out)])
     assert code == 2 and "lacks induction" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_plan_with_the_compensation_token(tmp_path, capsys):
+    out = tmp_path / "policy.json"
+    code = main(["kv", "plan", str(ATLAS), "--rule", "razor", "--compensation", "--context", "1024", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    policy = json.loads(out.read_text())
+    assert policy["compensation"] is True
+    streaming = [h for h in policy["heads"] if not h["full"]]
+    # the window keeps its sink + recent; the token is one entry more, counted in the budget
+    assert streaming and all(h["sink"] + h["recent"] == policy["sink"] + policy["recent"] for h in streaming)
+    assert "compensation token" in capsys.readouterr().out
+
+
+def test_gemma_scan_plans_only_its_global_layers(tmp_path, capsys):
+    gemma = ATLAS.parent / "gemma3-270m"
+    out = tmp_path / "policy.json"
+    code = main(["kv", "plan", str(gemma), "--rule", "headkv", "--budget", "0.5", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    policy = json.loads(out.read_text())
+    sliding = set(policy["model"]["sliding_layers"])
+    assert sliding and len(sliding) == 15
+    assert all(h["full"] for h in policy["heads"] if h["layer"] in sliding)
+    assert abs(policy["kv_fraction"] - 0.5) < 0.025  # over the 3 global layers
+    assert "3 KV heads" in capsys.readouterr().out.replace("/", " ")
