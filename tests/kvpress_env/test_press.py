@@ -94,3 +94,55 @@ def test_duo_attention_press_loads_our_pattern_unchanged(model, tmp_path):
         duo = decode_logits(model, press, ids)
     for a, b in zip(duo, decode_logits(model, AtlasPress(policy), ids), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_atlas_press_refuses_a_compensation_policy():
+    gen = torch.Generator().manual_seed(1)
+    table = torch.rand(3, 4, generator=gen).tolist()
+    hm = synthetic_headmap({"induction": table, "duplicate_token": table}, 2)
+    policy = plan(hm, rule="razor", budget=0.5, context=64, sink=3, recent=8, compensation=True)
+    with pytest.raises(ValueError, match="compensation"):
+        AtlasPress(policy)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kvpress.StreamingLLMPress(compression_ratio=0.5),
+        lambda: kvpress.SnapKVPress(compression_ratio=0.5, window_size=8),
+        lambda: kvpress.KnormPress(compression_ratio=0.5),
+        lambda: kvpress.ExpectedAttentionPress(compression_ratio=0.5, n_future_positions=8),
+        lambda: AtlasPress(policy_for(0.5, "headkv")),
+    ],
+)
+def test_bench_replay_of_a_press_is_the_live_press(model, make):
+    """The bench runs each press's own forward_hook on the recorded prefill: same cache as kvpress's context
+    manager, and the same logits when reading on (through the bench's forward, true positions)."""
+    import functools
+
+    from headatlas.bench.kv_presses import pruned_forward, recording, replay
+
+    ids = torch.randint(2, 300, (1, 64), generator=torch.Generator().manual_seed(4))
+    follow = list(range(5, 17))
+    with torch.no_grad():
+        live = DynamicCache()
+        with make()(model):
+            model(input_ids=ids, past_key_values=live, use_cache=True)
+        live_masked = [layer.self_attn.masked_key_indices for layer in model.model.layers]
+        live_kv = [(layer.keys.clone(), layer.values.clone()) for layer in live.layers]
+        live_logits = pruned_forward(model, follow, live, start=64).logits
+        prefill = DynamicCache()
+        with recording(model) as records:
+            model(input_ids=ids, past_key_values=prefill, use_cache=True)
+        cache = replay(make(), model, prefill, records)
+        for layer, masked in zip(model.model.layers, live_masked, strict=True):
+            got = layer.self_attn.masked_key_indices
+            assert (got is None) == (masked is None)
+            if got is not None:
+                assert all(torch.equal(a, b) for a, b in zip(got, masked, strict=True))
+        for a, (keys, values) in zip(cache.layers, live_kv, strict=True):
+            torch.testing.assert_close(a.keys, keys)
+            torch.testing.assert_close(a.values, values)
+        assert cache.layers[0].keys.shape[2] < 64 or make().__class__.__name__ == "AtlasPress"
+        replay_logits = functools.partial(pruned_forward, start=64)(model, follow, cache).logits
+    torch.testing.assert_close(replay_logits, live_logits)

@@ -1,15 +1,43 @@
-"""The kv bench's protocol, shared by both of its environments: seeded needle and prose samples, and one
-method's scores from a prefilled cache (kvpress's pipeline order: context, then question, then answer)."""
+"""The kv bench's protocol, shared by both of its environments: seeded needle contexts and one method's scores
+from a prefilled, compressed cache (kvpress's pipeline order: context, then question, then answer).
+
+A context is filler prose with one needle per depth ("The secret passphrase of the <place> archive is
+<w1>-<w2>-<n>.", a different place each), so one prefill serves one needle per depth and the prose that
+follows it (multi-key needle in a haystack, as RULER's multikey task). Scores per needle: teacher-forced
+value-token accuracy (the question, then the value, read in one pass; each value token must be the argmax
+after its prefix) and exact match (every value token right, which is exactly when greedy decoding
+generates the value); the prose score is the loss on the 128 filler tokens that follow the context.
+"""
 
 from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-DEPTHS = (0.1, 0.5, 0.9)
-PLACES = ("harbour", "mountain", "river", "northern", "eastern", "forest", "island", "desert")
+PLACES = ("harbour", "mountain", "river", "northern", "eastern", "forest", "island", "desert", "valley", "western")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Context lengths, needle depths, contexts per length (= needles per length x depth cell), KV fractions."""
+
+    contexts: tuple[int, ...]
+    depths: tuple[float, ...]
+    needles: int
+    fractions: tuple[float, ...]
+
+
+DEFAULT_GRID = Grid(contexts=(2048, 8192), depths=(0.1, 0.5, 0.9), needles=3, fractions=(0.75, 0.5, 0.25))
+
+
+def full_grid(max_positions: int) -> Grid:
+    """``--grid full`` (for a GPU): 1k-8k tokens (16k where the model's window allows), 5 depths, 5 needles."""
+    lengths = tuple(n for n in (1024, 2048, 4096, 8192, 16384) if n <= max_positions)
+    return Grid(contexts=lengths, depths=(0.0, 0.25, 0.5, 0.75, 1.0), needles=5, fractions=(0.75, 0.5, 0.25))
 
 
 def _lines(name: str) -> list[str]:
@@ -17,9 +45,14 @@ def _lines(name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def make_samples(tokenizer: Any, context: int, needles: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Needle samples (token ids) and one prose sample, deterministic for a seed."""
-    rng = random.Random(seed)
+def make_contexts(
+    tokenizer: Any, length: int, depths: tuple[float, ...], count: int, seed: int
+) -> list[dict[str, Any]]:
+    """``count`` contexts of exactly ``length`` tokens, each with one needle per depth and 129 prose tokens
+    after it; deterministic for a seed (and the length, so contexts of two lengths differ)."""
+    if len(depths) > len(PLACES):
+        raise ValueError(f"at most {len(PLACES)} depths per context")
+    rng = random.Random(f"{seed}-{length}")
     prose, words = _lines("prose.txt"), _lines("words.txt")
 
     def enc(text: str) -> list[int]:
@@ -32,61 +65,74 @@ def make_samples(tokenizer: Any, context: int, needles: int, seed: int) -> tuple
         return ids[:n]
 
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    samples = []
-    for depth in DEPTHS:
-        for _ in range(needles):
-            place = rng.choice(PLACES)
+    out = []
+    for _ in range(count):
+        places = rng.sample(PLACES, len(depths))
+        needles: list[dict[str, Any]] = []
+        for depth, place in zip(depths, places, strict=True):
             value = enc(f" {rng.choice(words)}-{rng.choice(words)}-{rng.randint(1000, 9999)}")
-            needle = [*enc(f" The secret passphrase of the {place} archive is"), *value, *enc(".")]
-            question = enc(f"\n\nQuestion: What is the secret passphrase of the {place} archive?\nAnswer: It is")
-            hay = filler(context - len(bos) - len(needle) - len(question))
-            cut = int(depth * len(hay))
-            samples.append(
+            needles.append(
                 {
                     "depth": depth,
-                    "context": [*bos, *hay[:cut], *needle, *hay[cut:]],
-                    "question": question,
+                    "ids": [*enc(f" The secret passphrase of the {place} archive is"), *value, *enc(".")],
+                    "question": enc(
+                        f"\n\nQuestion: What is the secret passphrase of the {place} archive?\nAnswer: It is"
+                    ),
                     "value": value,
                 }
             )
-    text = [*bos, *filler(context + 128)]  # the continuation: 129 tokens, 128 of them predicted
-    return samples, {"context": text[:context], "continuation": text[context:]}
+        hay = filler(length - len(bos) - sum(len(n["ids"]) for n in needles))
+        context, last = list(bos), 0
+        for n in needles:  # depths ascend: cut the haystack at each depth, in order
+            cut = max(last, int(n["depth"] * len(hay)))
+            context += hay[last:cut] + n["ids"]
+            last = cut
+        context += hay[last:]
+        out.append(
+            {
+                "context": context,
+                "needles": [{k: n[k] for k in ("depth", "question", "value")} for n in needles],
+                "continuation": filler(129),  # 128 of them predicted
+            }
+        )
+    return out
 
 
-def forward(model: Any, ids: list[int], cache: Any) -> Any:
+def forward(model: Any, ids: list[int], cache: Any, last_only: bool = False) -> Any:
+    """One forward pass with ``cache`` (``cache=`` on transformers 5.24, ``past_key_values=`` on 5.2)."""
     import torch
 
     key = "cache" if "cache" in model.forward.__code__.co_varnames else "past_key_values"
-    return model(input_ids=torch.tensor([ids]), use_cache=True, **{key: cache})
+    extra = {"logits_to_keep": 1} if last_only else {}
+    return model(input_ids=torch.tensor([ids], device=model.device), use_cache=True, **{key: cache}, **extra)
 
 
-def answer(model: Any, cache: Any, sample: dict[str, Any]) -> tuple[bool, float]:
-    """(exact match of the greedy value, teacher-forced value-token accuracy) from a prefilled cache."""
-    value = sample["value"]
-    forced_cache = copy.deepcopy(cache)
-    out = forward(model, sample["question"], cache)
-    generated = []
-    for _ in range(len(value)):
-        nxt = int(out.logits[0, -1].argmax())
-        generated.append(nxt)
-        out = forward(model, [nxt], cache)
-    out = forward(model, [*sample["question"], *value[:-1]], forced_cache)
-    predicted = out.logits[0, -len(value) :].argmax(-1).tolist()
-    return generated == value, sum(p == v for p, v in zip(predicted, value, strict=True)) / len(value)
+def score_context(
+    model: Any, cache: Any, sample: dict[str, Any], fwd: Callable[[Any, list[int], Any], Any] = forward
+) -> tuple[list[float], float]:
+    """(teacher-forced value accuracy per needle, prose loss) from one prefilled, compressed cache.
 
-
-def prose_loss(model: Any, cache: Any, prose: dict[str, Any]) -> float:
+    Each needle reads a copy; the prose continuation reads the cache itself (so it is spent afterwards).
+    ``fwd(model, ids, cache)`` reads tokens that follow the context (default: :func:`forward`)."""
     import torch
 
-    cont = prose["continuation"]
-    out = forward(model, cont, cache)
-    logits = out.logits[0, :-1].float()
-    return float(torch.nn.functional.cross_entropy(logits, torch.tensor(cont[1:])))
+    forced = []
+    for needle in sample["needles"]:
+        value = needle["value"]
+        out = fwd(model, [*needle["question"], *value[:-1]], copy.deepcopy(cache))
+        predicted = out.logits[0, -len(value) :].argmax(-1).tolist()
+        forced.append(sum(p == v for p, v in zip(predicted, value, strict=True)) / len(value))
+    cont = sample["continuation"]
+    logits = fwd(model, cont, cache).logits[0, :-1].float()
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(cont[1:], device=logits.device)))
+    return forced, loss
 
 
-def score_rows(rows: list[tuple[bool, float]], loss: float) -> dict[str, float]:
+def summarise(forced: list[float], losses: list[float]) -> dict[str, float]:
+    """Needle scores over every needle of a cell, prose loss over its contexts."""
     return {
-        "needle_exact": round(sum(r[0] for r in rows) / len(rows), 4),
-        "needle_forced": round(sum(r[1] for r in rows) / len(rows), 4),
-        "prose_loss": round(loss, 4),
+        "needle_exact": round(sum(f == 1.0 for f in forced) / len(forced), 4),
+        "needle_forced": round(sum(forced) / len(forced), 4),
+        "prose_loss": round(sum(losses) / len(losses), 4),
+        "n_needles": len(forced),
     }

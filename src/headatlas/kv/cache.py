@@ -347,6 +347,7 @@ def kv_attention(
         qi = torch.tensor(g.q_heads, device=query.device)
         qg = query.index_select(1, qi)
         comp: tuple[torch.Tensor, ...] | None = None
+        pos: torch.Tensor | None
         if layer.masked:
             ki = torch.tensor(g.kv_heads, device=query.device)
             kg, vg = key.index_select(1, ki), value.index_select(1, ki)
@@ -357,8 +358,7 @@ def kv_attention(
             pos = None if ring is None else ring[:, None, :]  # (batch, 1, slots)
             sel = ring
         if pos is None:  # a full head on the real cache: the model's own mask
-            mask: torch.Tensor | None = attention_mask
-            og, _ = sdpa_attention_forward(module, qg, kg, vg, mask, dropout=dropout, scaling=scale)
+            og, _ = sdpa_attention_forward(module, qg, kg, vg, attention_mask, dropout=dropout, scaling=scale)
             out[:, :, qi] = og
             continue
         allowed = (pos >= 0) & (pos <= rows)

@@ -50,6 +50,7 @@ def plan_command(
     n_full = sum(h.full for h in policy.planned)
     Console().print(
         f"{policy.model.get('name')}: rule {rule}, {n_full}/{len(policy.planned)} KV heads full, streaming heads keep "
-        f"{policy.sink} sink + {policy.recent} recent{' + a compensation token' if compensation else ''}; holds {policy.kv_fraction():.1%} of the cache at {context} "
+        f"{policy.sink} sink + {policy.recent} recent{' + a compensation token' if compensation else ''}; "
+        f"holds {policy.kv_fraction():.1%} of the cache at {context} "
         f"tokens -> {out}" + (f" (DuoAttention pattern: {duo_dir})" if duo_dir else "")
     )

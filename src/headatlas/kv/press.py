@@ -45,6 +45,11 @@ class AtlasPress(BasePress):
             self.policy = KVPolicy.load(Path(self.policy))
         if not isinstance(self.policy, KVPolicy):
             raise ValueError("AtlasPress needs a KVPolicy or the path of a policy.json")
+        if self.policy.compensation:
+            raise ValueError(
+                "AtlasPress masks keys and cannot add RazorAttention's compensation token; "
+                "use PolicyCache for that policy"
+            )
 
     def post_init_from_model(self, model: Any) -> None:
         assert isinstance(self.policy, KVPolicy)

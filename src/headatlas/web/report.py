@@ -14,6 +14,7 @@ import jinja2
 from ..errors import InvalidSettingError
 from ..headmap import HeadMap, write_atomic
 from . import views
+from .kv_section import with_kv_section
 from .patterns import panel_examples, read_patterns
 
 REPORT_NAME = "report.html"
@@ -153,7 +154,7 @@ def write_report(
     if patterns is None:
         patterns = read_patterns(out)
     path = out / REPORT_NAME
-    write_atomic(path, render_report(headmap, patterns, papers, agreement))
+    write_atomic(path, with_kv_section(render_report(headmap, patterns, papers, agreement), out, env()))
     return path
 
 
