@@ -143,11 +143,11 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
         ]
         proc = subprocess.Popen(cmd, env=_src_env())
         torch.set_num_threads(threads or 1)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     per_length: dict[str, Any] = {}
     for n in args.grid.contexts:
         per_length[str(n)] = run_ours(loaded, headmap, samples[n], n, args)
-    ours_s = time.perf_counter() - t0
+    ours_s, ours_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     kvpress: dict[str, Any] = {"skipped": True}
     if proc is not None:
         if proc.wait() != 0:
@@ -155,7 +155,11 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
         out = json.loads((work / "kvpress-out.json").read_text())
         for n, res in out["results"].items():
             per_length[n]["results"].update(res)
-        kvpress = {"transformers": out["transformers"], "seconds": round(time.perf_counter() - t0, 1)}
+        kvpress = {
+            "transformers": out["transformers"],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": out.get("cpu_seconds"),
+        }
     return {
         "model": name,
         "scan": str(scan),
@@ -167,6 +171,7 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
         "summary": summary(per_length, args.grid.fractions),
         "kvpress": kvpress,
         "ours_seconds": round(ours_s, 1),
+        "ours_cpu_seconds": round(ours_cpu, 1),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
