@@ -28,18 +28,21 @@ ORDER = (
 
 
 def curves(by_length: dict[str, dict[str, Any]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
-    """method -> (fractions from 1.0 down, the metric averaged over context lengths); 1.0 is the full cache."""
+    """method -> (KV fractions from 1.0 down, the metric averaged over context lengths); 1.0 is the full cache.
+    A policy sits at the fraction it really holds (``kv_fraction_nominal``: on Gemma 3, three global KV heads
+    cannot split 0.5 or 0.25 exactly), a press at its compression target."""
     lengths = list(by_length)
     fractions = sorted({float(k.split("@")[1]) for r in by_length.values() for k in r if "@" in k}, reverse=True)
     full = sum(by_length[n]["full"][metric] for n in lengths) / len(lengths)
     methods = [m for m in ORDER if any(metric in by_length[n].get(f"{m}@{f}", {}) for n in lengths for f in fractions)]
     out = {}
     for m in methods:
-        ys = [full]
+        xs, ys = [1.0], [full]
         for f in fractions:
-            vals = [by_length[n][f"{m}@{f}"][metric] for n in lengths if metric in by_length[n].get(f"{m}@{f}", {})]
-            ys.append(sum(vals) / len(vals) if vals else float("nan"))
-        out[m] = ([1.0, *fractions], ys)
+            cells = [by_length[n][f"{m}@{f}"] for n in lengths if metric in by_length[n].get(f"{m}@{f}", {})]
+            xs.append(sum(c.get("kv_fraction_nominal", f) for c in cells) / len(cells) if cells else f)
+            ys.append(sum(c[metric] for c in cells) / len(cells) if cells else float("nan"))
+        out[m] = (xs, ys)
     return out
 
 
