@@ -18,7 +18,8 @@ AtP* fixes two ways that first-order estimate fails (the paper's sec. 3.1):
 * **Cancellation (GradDrop).** Paths of opposite sign can cancel in the total gradient. One more
   backward pass per layer ``l`` drops the gradient through layer ``l``'s attention output (its heads
   get none, earlier heads lose every path through it), giving estimates ``ĉ_l``; the magnitude is
-  ``Σ_l |ĉ_l(n) - ĉ(n)|``, the sign that of ``ĉ``.
+  ``Σ_l |ĉ_l(n) - ĉ(n)|``, the sign that of ``ĉ``. The paper drops a layer's whole residual
+  contribution; the lens reaches only the attention part, so the MLP's part is never dropped.
 
 Cost: one forward (eager attention, probabilities in the autograd graph) and one backward; the QK fix
 adds the observing backward (none with ``qk_targets=None``) and, outside the passes, ``D × D`` virtual
