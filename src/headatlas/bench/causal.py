@@ -1,27 +1,37 @@
-"""Benchmark: attribution patching of every head vs exact single-head ablation of every head.
+"""Benchmark: attribution patching and AtP* of every head vs exact single-head ablation of every head.
 
 On SmolLM2-135M (or ``--model``), induction metric (loss on the second copy of repeated random
-tokens), mean ablation. Times one clean forward pass of the batch (the unit), attribution patching
-(one forward and one backward with gradients on every head's output; the mean-ablation values come
-from the same forward)
-and exact single-head ablation of all heads (one ablated run per head, batched), then Spearman's rho
-between the two per-head damage estimates. When plain attribution misses rho >= 0.8, the
-integrated-gradients variant (``--ig-steps`` points on the path, EAP-IG style) is timed and compared
-too. The last line printed is one JSON object.
+tokens), mean ablation with the batch's own means, for several batch shapes in one run (``--shapes``:
+sequences x |x| of ``[BOS, x, x]``). For each shape it times one clean forward pass of the batch (the
+unit) and three estimators of every head's ablation effect:
 
-Usage: ``python -m headatlas.bench causal [--model M] [--n-repeat 2] [--repeat-len 16] [--ig-steps 4]``
+* plain attribution patching (one forward, one backward);
+* AtP*'s QK fix alone (``atp*-qk``: an observing backward picks ``--qk-targets`` heads, a second
+  backward stops at their attention, whose exact change is added);
+* AtP* (``atp*``): the QK fix plus GradDrop (one more backward per layer);
+
+then exact single-head ablation of all heads (one ablated run per head, batched), and compares each
+estimate with it: Spearman's rho of the signed values, of the magnitudes, and the overlap of the ten
+heads with the largest |effect|. Costs are given in forward-equivalents twice: counted (a backward as
+two forwards) and measured (wall time over the forward's). The last line printed is one JSON object.
+
+Usage: ``python -m headatlas.bench causal [--model M] [--shapes 2x16,4x20,4x32] [--qk-targets 8]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from ..causal.atp_star import QK_TARGETS, AtpStar, atp_star
 from ..causal.attribution import attribution_scores
 from ..causal.interventions import make_replacement, metric_values, run_sets
 from ..causal.metrics import get_metric
@@ -30,89 +40,126 @@ from ..lens import session
 from ..models.loader import load_model
 from ..probes import PROBES, ProbeSettings
 
+TARGET_RHO, TARGET_COST = 0.9, 5.0  # issue 14: Spearman >= 0.9 at <= 5 forward-equivalents
+_SHAPE = re.compile(r"^(\d+)x(\d+)$")
 
-def _timed(fn: Any) -> tuple[Any, float]:
+
+def parse_shapes(text: str) -> list[tuple[int, int]]:
+    """``"2x16,4x20"`` -> ``[(2, 16), (4, 20)]`` (sequences, repeat length), each at least 1 x 2."""
+    shapes = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _SHAPE.match(part)
+        if match is None or int(match[1]) < 1 or int(match[2]) < 2:
+            raise ValueError(f"bad shape {part!r}; give SEQUENCESxREPEAT_LEN, e.g. 4x20 (at least 1x2)")
+        shapes.append((int(match[1]), int(match[2])))
+    return shapes
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m headatlas.bench causal", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--n-repeat", type=int, default=2, help="sequences in the batch")
-    parser.add_argument("--repeat-len", type=int, default=16, help="|x| in [BOS, x, x]")
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
-    parser.add_argument("--ig-steps", type=int, default=4, help="path points of the integrated-gradients variant")
-    parser.add_argument("--always-ig", action="store_true", help="run the IG variant even when rho >= 0.8")
-    parser.add_argument("--max-batch", type=int, default=32, help="sequences per forward in exact ablation")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+def compare(estimate: list[float], exact: list[float], k: int = 10) -> dict[str, float | int | None]:
+    """Spearman of signed values and of magnitudes, and the overlap of the ``k`` largest |values|."""
+    top = lambda values: set(sorted(range(len(values)), key=lambda i: (-abs(values[i]), i))[:k])  # noqa: E731
+    signed = spearman(estimate, exact)
+    magnitude = spearman([abs(v) for v in estimate], [abs(v) for v in exact])
+    return {
+        "spearman": None if signed is None else round(signed, 4),
+        "spearman_abs": None if magnitude is None else round(magnitude, 4),
+        "top10_overlap": len(top(estimate) & top(exact)),
+    }
 
-    torch.manual_seed(args.seed)
-    torch.set_grad_enabled(False)
-    loaded = load_model(args.model)
+
+def _shape(loaded: Any, n_repeat: int, repeat_len: int, args: argparse.Namespace) -> dict[str, Any]:
     f = loaded.facts
-    settings = ProbeSettings(repeat_len=args.repeat_len, n_repeat=args.n_repeat, batch_size=args.n_repeat)
+    settings = ProbeSettings(repeat_len=repeat_len, n_repeat=n_repeat, batch_size=n_repeat)
     batches = PROBES["repeated_tokens"](loaded.tokenizer, settings, args.seed)
     metric = get_metric("induction_loss")
     batch = batches[0].to(loaded.device)
+    heads = [(layer, head) for layer in range(f.n_layers) for head in range(f.n_heads)]
 
     def forward() -> torch.Tensor:
         with session():
             return metric_values(loaded, batch, metric)
 
-    def attribution(steps: int) -> torch.Tensor:
-        # mean ablation with the batch's own means: taken from the same forward when steps == 1
-        return attribution_scores(loaded, batches, metric, None, steps=steps)
+    def star(graddrop: bool) -> AtpStar:
+        return atp_star(loaded, batches, metric, None, graddrop=graddrop, qk_targets=args.qk_targets)
 
     forward()  # warm-up
-    attribution(1)
-    forward_times, attribution_times = [], []
-    for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
+    forward_times, plain_times, qk_times = [], [], []
+    for _ in range(args.repeats):  # interleaved, so load from other processes hits all alike
         forward_times.append(_timed(forward)[1])
-        attr, seconds = _timed(lambda: attribution(1))
-        attribution_times.append(seconds)
-    forward_s, attribution_s = statistics.median(forward_times), statistics.median(attribution_times)
-    print(f"model {f.name}: {f.n_layers}x{f.n_heads} = {f.n_head_total} heads; batch {tuple(batch.input_ids.shape)}")
-    print(f"clean forward (metric rows only): {forward_s:.3f} s (median of {args.repeats})")
-    print(f"attribution patching, all heads: {attribution_s:.3f} s = {attribution_s / forward_s:.2f} forwards")
-
+        plain, seconds = _timed(lambda: attribution_scores(loaded, batches, metric, None))
+        plain_times.append(seconds)
+        qk_only, seconds = _timed(lambda: star(False))
+        qk_times.append(seconds)
+    full, full_s = _timed(lambda: star(True))
+    forward_s = statistics.median(forward_times)
     replacement = make_replacement(loaded, "mean", batches)
-    heads = [(layer, head) for layer in range(f.n_layers) for head in range(f.n_heads)]
     values, exact_s = _timed(
         lambda: run_sets(loaded, batches, metric, [[], *[[h] for h in heads]], replacement, args.max_batch)
     )
     exact = (values[1:] - values[0]).tolist()  # loss: damage = ablated - clean
-    attr_list = [float(attr[h]) for h in heads]
-    rho = spearman(attr_list, exact)
-    print(f"exact single-head ablation, all heads: {exact_s:.1f} s = {exact_s / forward_s:.1f} forwards")
-    print(f"spearman(attribution, exact) = {rho}")
-    order = sorted(range(len(heads)), key=lambda i: -exact[i])[:10]
-    for i in order:
-        print(f"  L{heads[i][0]}H{heads[i][1]}: exact {exact[i]:+.4f}  attribution {attr_list[i]:+.4f}")
-
+    estimators = {
+        "atp": (plain, 3.0, statistics.median(plain_times)),
+        "atp*-qk": (qk_only.qk, qk_only.forward_equivalents, statistics.median(qk_times)),
+        "atp*": (full.scores, full.forward_equivalents, full_s),
+    }
     record: dict[str, Any] = {
-        "model": f.name,
-        "n_heads": f.n_head_total,
         "batch": list(batch.input_ids.shape),
         "forward_s": round(forward_s, 4),
-        "attribution_s": round(attribution_s, 4),
-        "exact_s": round(exact_s, 3),
-        "attribution_over_forward": round(attribution_s / forward_s, 3),
-        "exact_over_attribution_time": round(exact_s / attribution_s, 2),
-        "spearman_attribution_vs_exact": None if rho is None else round(rho, 4),
+        "exact_s": round(exact_s, 2),
+        "qk_targets": [f"L{layer}H{head}" for layer, head in qk_only.targets],
     }
-    if args.always_ig or rho is None or rho < 0.8:
-        ig, ig_s = _timed(lambda: attribution(args.ig_steps))
-        ig_rho = spearman([float(ig[h]) for h in heads], exact)
-        print(f"IG attribution ({args.ig_steps} steps): {ig_s:.3f} s = {ig_s / forward_s:.2f} forwards, rho {ig_rho}")
-        record.update(
-            ig_steps=args.ig_steps,
-            ig_s=round(ig_s, 4),
-            ig_over_forward=round(ig_s / forward_s, 3),
-            exact_over_ig_time=round(exact_s / ig_s, 2),
-            spearman_ig_vs_exact=None if ig_rho is None else round(ig_rho, 4),
+    print(f"\nbatch {tuple(batch.input_ids.shape)}: clean forward {forward_s:.3f} s (median of {args.repeats})")
+    print(f"exact single-head ablation, all heads: {exact_s:.1f} s = {exact_s / forward_s:.0f} forwards")
+    print(f"{'method':9} {'rho':>7} {'|rho|':>7} {'top10':>5} {'fwd-eq counted':>15} {'fwd-eq measured':>16}")
+    for name, (scores, counted, seconds) in estimators.items():
+        estimate = [float(scores[h]) for h in heads]
+        row = compare(estimate, exact)
+        measured = seconds / forward_s
+        rho = row["spearman"]
+        meets = rho is not None and rho >= TARGET_RHO and max(counted, measured) <= TARGET_COST
+        record[name] = {**row, "fwd_eq_counted": counted, "fwd_eq_measured": round(measured, 2), "meets": meets}
+        print(
+            f"{name:9} {rho if rho is not None else float('nan'):7.4f} {row['spearman_abs'] or float('nan'):7.4f}"
+            f" {row['top10_overlap']:5d} {counted:15.1f} {measured:16.2f}"
         )
+    order = sorted(range(len(heads)), key=lambda i: -abs(exact[i]))[:5]
+    for i in order:
+        layer, head = heads[i]
+        line = "  ".join(f"{name} {float(scores[layer, head]):+.3f}" for name, (scores, _, _) in estimators.items())
+        print(f"  L{layer}H{head}: exact {exact[i]:+.3f}  {line}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m headatlas.bench causal", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--shapes", default="2x16,4x20,4x32", help="SEQUENCESxREPEAT_LEN, comma-separated")
+    parser.add_argument("--qk-targets", type=int, default=QK_TARGETS, help="heads whose softmax AtP* recomputes")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    parser.add_argument("--max-batch", type=int, default=32, help="sequences per forward in exact ablation")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        shapes = parse_shapes(args.shapes)
+        if args.qk_targets < 0 or args.repeats < 1 or args.max_batch < 1:
+            raise ValueError("--qk-targets must be >= 0, --repeats and --max-batch >= 1")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    torch.manual_seed(args.seed)
+    torch.set_grad_enabled(False)
+    loaded = load_model(args.model)
+    f = loaded.facts
+    print(f"model {f.name}: {f.n_layers}x{f.n_heads} = {f.n_head_total} heads; induction loss, mean ablation")
+    record: dict[str, Any] = {"model": f.name, "n_heads": f.n_head_total, "qk_targets": args.qk_targets, "shapes": []}
+    for n_repeat, repeat_len in shapes:
+        record["shapes"].append(_shape(loaded, n_repeat, repeat_len, args))
     print(json.dumps(record, sort_keys=True))
     return 0

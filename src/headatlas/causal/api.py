@@ -266,6 +266,7 @@ class AttributionResult:
     corrupt: float
     scores: torch.Tensor  # [L, H]
     steps: int
+    method: str = "atp"
 
     def top(self, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` heads with the largest |score|, largest first."""
@@ -280,6 +281,7 @@ class AttributionResult:
             "clean": round(self.clean, 6),
             "corrupt": round(self.corrupt, 6),
             "steps": self.steps,
+            "method": self.method,
             "top": [{"head": name, "attribution": round(v, 6)} for name, v in self.top(k)],
         }
 
@@ -293,16 +295,18 @@ def attribute(
     answer: str | None = None,
     wrong: str | None = None,
     steps: int = 1,
+    method: str = "atp",
 ) -> AttributionResult:
     """Attribution patching of every head at once: (a_corrupt - a_clean) · ∂metric/∂a at the clean run.
 
-    Two forward passes and one backward (``steps > 1``: the integrated-gradients variant).
+    Two forward passes and one backward (``steps > 1``: the integrated-gradients variant; ``method``:
+    ``"atp*"`` or ``"atp*-qk"`` for AtP*, see :mod:`headatlas.causal.atp_star`).
     """
     m = get_metric(metric)
     loaded = _loaded(model)
     a, b = paired_batches(loaded, clean, corrupt, answer, wrong)
     source = SourceReplacement(capture(loaded, b), torch.arange(b.input_ids.shape[0]))
-    scores = attribution_scores(loaded, [a], m, source, steps=steps)
+    scores = attribution_scores(loaded, [a], m, source, steps=steps, method=method)
     values = run_sets(loaded, [a], m, [[]], source)
     corrupt_value = float(run_sets(loaded, [b], m, [[]], source)[0])
-    return AttributionResult(m.name, float(values[0]), corrupt_value, scores, steps)
+    return AttributionResult(m.name, float(values[0]), corrupt_value, scores, steps, method)

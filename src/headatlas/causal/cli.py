@@ -85,14 +85,19 @@ def patch_command(
     heads: Annotated[str | None, typer.Option("--heads", help="Heads to patch (default: every head).")] = None,
     direction: Annotated[str, typer.Option(help="clean_to_corrupt or corrupt_to_clean.")] = "clean_to_corrupt",
     top: Annotated[int, typer.Option("--top", help="Heads to rank by attribution and patch one by one.")] = 10,
+    attribution: Annotated[
+        str, typer.Option("--attribution", help="atp (attribution patching), atp* or atp*-qk (AtP*).")
+    ] = "atp",
     device: Annotated[str, typer.Option(help="cpu, cuda …")] = "cpu",
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Patch head outputs between a clean and a corrupted prompt; rank heads by attribution patching."""
     from .api import DIRECTIONS, attribute, patch
+    from .attribution import check_attribution_method
     from .metrics import get_metric
 
     m = get_metric(metric)
+    check_attribution_method(attribution)
     _check_format(fmt)
     if not clean or not corrupt:
         raise InvalidSettingError("give both --clean and --corrupt prompts")
@@ -108,7 +113,7 @@ def patch_command(
     loaded = _load(model, device)
     with err.status("patching …"):
         whole = patch(loaded, clean, corrupt, heads, m, answer=answer, wrong=wrong, direction=direction)
-        scores = attribute(loaded, clean, corrupt, m, answer=answer, wrong=wrong)
+        scores = attribute(loaded, clean, corrupt, m, answer=answer, wrong=wrong, method=attribution)
         singles = [
             (name, value, patch(loaded, clean, corrupt, [name], m, answer=answer, wrong=wrong, direction=direction))
             for name, value in scores.top(top)
@@ -127,7 +132,7 @@ def patch_command(
         f"{m.name}: clean {whole.clean:.4f}, corrupt {whole.corrupt:.4f}; patching {label} ({direction})"
         f" gives {whole.patched:.4f} (recovered {recovered})"
     )
-    table = Table(title="Heads by |attribution| (estimated change of the clean run with the head's corrupt output)")
+    table = Table(title=f"Heads by |{attribution}| (estimated change of the clean run with the head's corrupt output)")
     for column in ("head", "attribution", f"patched ({direction})", "recovered"):
         table.add_column(column, justify="right")
     for name, value, single in singles:

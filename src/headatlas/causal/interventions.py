@@ -165,21 +165,36 @@ class StepReplacement(Replacement):
 
 
 # -- running ----------------------------------------------------------------------------------------
-def logits_at_rows(loaded: LoadedModel, batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:
-    """Forward ``batch`` (inside whatever lens session is active) and return logits at ``rows``: ``[B, R, V]``."""
+def logits_at_rows(
+    loaded: LoadedModel, batch: ProbeBatch, rows: torch.Tensor, hidden: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Forward ``batch`` (inside whatever lens session is active) and return logits at ``rows``: ``[B, R, V]``.
+
+    A ``hidden`` list receives the model's hidden states (the residual stream entering each layer, first).
+    """
     safe = rows.clamp(min=0)
     keep = safe.flatten().unique()
-    output = loaded.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    output = loaded.model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        logits_to_keep=keep,
+        output_hidden_states=hidden is not None,
+    )
+    if hidden is not None:
+        hidden.extend(output.hidden_states)
     lookup = torch.full((batch.input_ids.shape[1],), 0, dtype=torch.long, device=keep.device)
     lookup[keep] = torch.arange(len(keep), device=keep.device)
     cols = lookup[safe].to(output.logits.device)
     return output.logits.gather(1, cols[:, :, None].expand(-1, -1, output.logits.shape[-1]))
 
 
-def metric_values(loaded: LoadedModel, batch: ProbeBatch, metric: Metric) -> torch.Tensor:
-    """``metric`` per sample for one forward of ``batch`` under the active lens session: ``[B]``."""
+def metric_values(
+    loaded: LoadedModel, batch: ProbeBatch, metric: Metric, hidden: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """``metric`` per sample for one forward of ``batch`` under the active lens session: ``[B]``
+    (``hidden``: as :func:`logits_at_rows`)."""
     rows = metric.rows(batch).to(batch.input_ids.device)
-    return metric.value(logits_at_rows(loaded, batch, rows), batch, rows)
+    return metric.value(logits_at_rows(loaded, batch, rows, hidden), batch, rows)
 
 
 def repeat_batch(batch: ProbeBatch, copies: int) -> ProbeBatch:

@@ -2,24 +2,30 @@
 
 from .attention import (
     LENS_NAME,
+    LayerAttention,
     LensSession,
     OutputHook,
     PatternCallback,
+    PatternHook,
     PatternTap,
     install,
     is_installed,
+    masked_softmax,
     selected_probs,
     session,
 )
 
 __all__ = [
     "LENS_NAME",
+    "LayerAttention",
     "LensSession",
     "OutputHook",
     "PatternCallback",
+    "PatternHook",
     "PatternTap",
     "install",
     "is_installed",
+    "masked_softmax",
     "selected_probs",
     "session",
 ]

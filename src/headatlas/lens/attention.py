@@ -8,7 +8,10 @@ A custom attention function registered in transformers' ``AttentionInterface`` u
   hands them, one layer at a time, to the tap's callback (so ``[layers, heads, T, T]`` never exists);
 * passes each layer's per-head output (``[batch, T, heads, head_dim]``, before ``o_proj``) through
   the session's :data:`OutputHook` s, which may read it (captures, gradients) or replace it
-  (ablation, patching).
+  (ablation, patching);
+* when the session has :data:`PatternHook` s, computes the layer's attention eagerly instead, hands the
+  whole pattern (:class:`LayerAttention`, probabilities in the autograd graph) to them and uses the
+  probabilities they return (gradients with respect to attention, AtP*).
 
 Outside a session it is plain SDPA. Query/key come in with RoPE applied and KV heads not yet
 repeated; query head ``h`` reads KV head ``h // (heads / kv_heads)``, as ``repeat_kv`` does.
@@ -39,6 +42,38 @@ OutputHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
 
 @dataclass
+class LayerAttention:
+    """One layer's whole attention, computed eagerly for the session's pattern hooks.
+
+    ``query`` ``[B, H, Tq, D]`` and ``key`` ``[B, KV, K, D]`` are what the attention function received
+    (RoPE applied, KV heads not repeated). ``bias`` ``[B, 1, Tq, K]`` (float32) is the additive mask:
+    0 where a query may attend, ``-inf`` where not (or the model's own float mask). ``probs``
+    ``[B, H, Tq, K]`` (float32) is ``softmax(logits(scores(query, key)))``, in the autograd graph.
+    """
+
+    layer: int
+    query: torch.Tensor
+    key: torch.Tensor
+    scaling: float
+    softcap: float | None
+    bias: torch.Tensor
+    probs: torch.Tensor
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Scaled ``query · key`` (shaped like the fields, any leading dims): ``[..., H, Tq, K]``."""
+        return attention_scores(query, key, self.scaling)
+
+    def logits(self, scores: torch.Tensor) -> torch.Tensor:
+        """What the softmax reads: ``scores`` soft-capped (if the model does) plus the mask."""
+        capped = scores if self.softcap is None else torch.tanh(scores / self.softcap) * self.softcap
+        return capped + self.bias
+
+
+PatternHook = Callable[[LayerAttention], "torch.Tensor | None"]
+"""Receives one layer's :class:`LayerAttention`; may return replacement probabilities ``[B, H, Tq, K]``."""
+
+
+@dataclass
 class PatternTap:
     """Ask for attention probabilities of selected query rows.
 
@@ -55,6 +90,7 @@ class PatternTap:
 class LensSession:
     taps: Sequence[PatternTap] = ()
     hooks: Sequence[OutputHook] = ()
+    patterns: Sequence[PatternHook] = ()
     layers_seen: set[int] = field(default_factory=set)
 
 
@@ -62,9 +98,11 @@ _ACTIVE: contextvars.ContextVar[LensSession | None] = contextvars.ContextVar("he
 
 
 @contextlib.contextmanager
-def session(taps: Sequence[PatternTap] = (), hooks: Sequence[OutputHook] = ()) -> Iterator[LensSession]:
+def session(
+    taps: Sequence[PatternTap] = (), hooks: Sequence[OutputHook] = (), patterns: Sequence[PatternHook] = ()
+) -> Iterator[LensSession]:
     """Activate taps and hooks for the forward passes run inside the ``with`` block."""
-    state = LensSession(taps=list(taps), hooks=list(hooks))
+    state = LensSession(taps=list(taps), hooks=list(hooks), patterns=list(patterns))
     token = _ACTIVE.set(state)
     try:
         yield state
@@ -115,6 +153,67 @@ def selected_probs(
     return torch.where(valid & ~probs.isnan(), probs, torch.zeros((), device=probs.device))
 
 
+def attention_scores(query: torch.Tensor, key: torch.Tensor, scaling: float) -> torch.Tensor:
+    """``scaling * q . k`` for every query head and key, float32: ``[..., H, Tq, K]``.
+
+    ``query`` is ``[..., H, Tq, D]`` and ``key`` ``[..., KV, K, D]`` (same leading dims); query head ``h``
+    reads KV head ``h // (H / KV)``, without materialising repeated keys.
+    """
+    *lead, n_heads, q_len, dim = query.shape
+    n_kv, k_len = key.shape[-3], key.shape[-2]
+    if n_heads % n_kv:
+        raise UnsupportedArchitectureError(f"{n_heads} query heads do not divide over {n_kv} KV heads")
+    grouped = query.float().reshape(*lead, n_kv, (n_heads // n_kv) * q_len, dim)
+    scores = torch.matmul(grouped, key.float().transpose(-1, -2))
+    return scores.reshape(*lead, n_heads, q_len, k_len) * scaling
+
+
+def additive_mask(
+    attention_mask: torch.Tensor | None, batch: int, q_len: int, k_len: int, device: torch.device
+) -> torch.Tensor:
+    """The attention function's mask as an additive float32 bias ``[B, 1, Tq, K]`` (``None``: causal)."""
+    if attention_mask is None:
+        positions = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)
+        allowed = (torch.arange(k_len, device=device)[None, :] <= positions)[None, None].expand(batch, 1, -1, -1)
+    elif attention_mask.dtype == torch.bool:
+        allowed = attention_mask.expand(batch, -1, -1, -1)[:, :1]
+    else:
+        return attention_mask.float().expand(batch, -1, -1, -1)[:, :1]
+    zero = torch.zeros((), device=device)
+    return torch.where(allowed, zero, torch.full((), float("-inf"), device=device))
+
+
+def masked_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim; rows with no allowed key give zeros, not NaN."""
+    probs = torch.softmax(logits, dim=-1)
+    return torch.where(probs.isnan(), torch.zeros((), device=probs.device), probs)
+
+
+def _pattern_output(
+    state: LensSession,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None,
+) -> torch.Tensor:
+    """Eager attention whose probabilities pass through the session's pattern hooks: ``[B, T, H, D]``."""
+    batch, n_heads, q_len, _ = query.shape
+    bias = additive_mask(attention_mask, batch, q_len, key.shape[2], query.device)
+    record = LayerAttention(layer, query, key, scaling, softcap, bias, probs=torch.zeros(0))
+    record.probs = masked_softmax(record.logits(record.scores(query, key)))
+    probs = record.probs
+    for hook in state.patterns:
+        replaced = hook(record)
+        if replaced is not None:
+            probs = replaced
+    groups = n_heads // key.shape[1]
+    out = torch.matmul(probs.to(value.dtype).reshape(batch, key.shape[1], groups * q_len, -1), value)
+    return out.reshape(batch, n_heads, q_len, -1).transpose(1, 2).contiguous()
+
+
 def _eager_output(
     module: Any,
     query: torch.Tensor,
@@ -148,18 +247,19 @@ def lens_attention(
     them by position, as kvpress does, reach the right ones."""
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     softcap = kwargs.pop("softcap", None)
-    if softcap is None:
+    state = _ACTIVE.get()
+    if state is not None and state.patterns:
+        layer = _layer_of(module)
+        out = _pattern_output(state, layer, query, key, value, attention_mask, scale, softcap)
+    elif softcap is None:
         out, _ = sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs
         )
     else:
         out = _eager_output(module, query, key, value, attention_mask, scale, softcap)
-    state = _ACTIVE.get()
     if state is None:
         return out, None
-    layer = int(getattr(module, "layer_idx", -1))
-    if layer < 0:
-        raise UnsupportedArchitectureError(f"{type(module).__name__} has no layer_idx; the lens needs it")
+    layer = _layer_of(module)
     state.layers_seen.add(layer)
     for tap in state.taps:
         if tap.layers is None or layer in tap.layers:
@@ -170,6 +270,13 @@ def lens_attention(
         if replaced is not None:
             out = replaced
     return out, None
+
+
+def _layer_of(module: torch.nn.Module) -> int:
+    layer = int(getattr(module, "layer_idx", -1))
+    if layer < 0:
+        raise UnsupportedArchitectureError(f"{type(module).__name__} has no layer_idx; the lens needs it")
+    return layer
 
 
 AttentionInterface.register(LENS_NAME, lens_attention)

@@ -1,4 +1,4 @@
-"""Tiny deterministic transformers models from random configs (full, GQA and MQA attention)."""
+"""Tiny deterministic transformers models from random configs (full, GQA and MQA attention; Gemma 3, Qwen3)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,24 @@ def tiny_gemma3(*, seed: int = 0, layers: int = 4, window: int = 8, vocab: int =
         max_position_embeddings=16384,
     )
     return _wrap(Gemma3ForCausalLM(config).eval(), vocab, "tiny-gemma3")
+
+
+def tiny_qwen3(*, seed: int = 0, layers: int = 2, vocab: int = 300) -> LoadedModel:
+    """A random Qwen3 (per-head query/key norms) with 4 query heads and 2 KV heads, lens installed."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=16384,
+    )
+    return _wrap(Qwen3ForCausalLM(config).eval(), vocab, "tiny-qwen3")
 
 
 def _wrap(model: Any, vocab: int, name: str) -> LoadedModel:

@@ -24,6 +24,10 @@ from headatlas.cli import main
             ["patch", "--clean", "a", "--corrupt", "b", "--answer", "x", "--wrong", "y", "--direction", "up"],
             "valid directions",
         ),
+        (
+            ["patch", "--clean", "a", "--corrupt", "b", "--answer", "x", "--wrong", "y", "--attribution", "eap"],
+            r"valid methods are atp, atp\*, atp\*-qk",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):

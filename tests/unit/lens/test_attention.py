@@ -143,3 +143,75 @@ def test_tap_layers_filter_and_decoding_step():
     _, ref_attn = eager_attentions(loaded, ids)
     assert list(got) == [1]
     torch.testing.assert_close(got[1][0, :, 0], ref_attn[1][0, :, 8], atol=1e-6, rtol=1e-5)
+
+
+# -- pattern hooks: the whole attention, eagerly, with probabilities in the autograd graph ----------------
+def _patterned(loaded, ids, attention_mask=None, hook=lambda record: None):
+    seen: dict[int, object] = {}
+
+    def keep(record):
+        seen[record.layer] = record
+        return hook(record)
+
+    with torch.no_grad(), session(patterns=[keep]):
+        logits = loaded.model(input_ids=ids, attention_mask=attention_mask).logits
+    return logits, seen
+
+
+@pytest.mark.parametrize("make", [lambda: tiny_llama("full"), lambda: tiny_llama("mqa"), lambda: tiny_gemma3(window=8)])
+def test_pattern_hooks_see_the_model_attention_and_leave_the_output_unchanged(make):
+    loaded = make()
+    ids = torch.randint(2, 300, (2, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0
+    logits, seen = _patterned(loaded, ids, mask)
+    with torch.no_grad():
+        plain = loaded.model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits, plain, atol=1e-5, rtol=1e-5)
+    _, ref_attn = eager_attentions(loaded, ids, mask)
+    assert sorted(seen) == list(range(loaded.facts.n_layers))
+    for layer, record in seen.items():
+        torch.testing.assert_close(record.probs[0], ref_attn[layer][0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(record.probs[1, :, :15], ref_attn[layer][1, :, :15], atol=1e-6, rtol=1e-5)
+        # the record's own scores and mask rebuild its probabilities
+        rebuilt = torch.softmax(record.logits(record.scores(record.query, record.key)), dim=-1)
+        torch.testing.assert_close(rebuilt[0], record.probs[0], atol=1e-6, rtol=1e-5)
+
+
+def test_pattern_hook_replacement_reaches_the_output():
+    loaded = tiny_llama("gqa")
+    ids = torch.randint(2, 300, (2, 12))
+    # zero attention in layer 1 is the same as zeroing every head's output there
+    blanked, _ = _patterned(loaded, ids, hook=lambda r: torch.zeros_like(r.probs) if r.layer == 1 else None)
+    with torch.no_grad(), session(hooks=[lambda layer, out: torch.zeros_like(out) if layer == 1 else None]):
+        zeroed = loaded.model(ids).logits
+    torch.testing.assert_close(blanked, zeroed, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert not torch.allclose(blanked, loaded.model(ids).logits, atol=1e-3)
+
+
+def test_pattern_hook_gives_the_gradient_with_respect_to_attention():
+    loaded = tiny_llama("gqa", layers=1)
+    ids = torch.randint(2, 300, (1, 8))
+    deltas = {}
+
+    def attach(record):
+        deltas[record.layer] = torch.zeros_like(record.probs, requires_grad=True)
+        return record.probs + deltas[record.layer]
+
+    with torch.enable_grad(), session(patterns=[attach]):
+        value = loaded.model(ids).logits[0, -1, 5]
+        (grad,) = torch.autograd.grad(value, [deltas[0]])
+    # move one attention weight of the last query by a small step: the logit moves by grad * step
+    step = 1e-3
+
+    def nudge(record):
+        bumped = record.probs.clone()
+        bumped[0, 1, -1, 2] += step
+        return bumped
+
+    moved, _ = _patterned(loaded, ids, hook=nudge)
+    with torch.no_grad():
+        base = loaded.model(ids).logits
+    assert float(grad[0, 1, -1, 2]) != 0
+    torch.testing.assert_close(moved[0, -1, 5] - base[0, -1, 5], grad[0, 1, -1, 2] * step, atol=1e-7, rtol=1e-3)
