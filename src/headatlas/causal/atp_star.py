@@ -25,9 +25,10 @@ Cost: one forward (eager attention, probabilities in the autograd graph) and one
 adds the observing backward (none with ``qk_targets=None``) and, outside the passes, ``D × D`` virtual
 weights and one softmax per target head and source head; GradDrop adds one backward per layer.
 
-Measured on SmolLM2-135M (induction loss, mean ablation, 4×41 tokens, Spearman against exact
-single-head ablation): plain 0.770; QK fix with 8 / 24 / 64 targets 0.786 / 0.638 / 0.486; GradDrop
-magnitudes against |exact| 0.78 (plain 0.88). The first-order direct-path change of a later head's keys
+Measured on SmolLM2-135M (``bench causal``: induction loss, mean ablation, Spearman against exact
+single-head ablation, at 2×33 / 4×41 / 4×65 tokens): plain 0.811 / 0.770 / 0.779; QK fix (8 targets)
+0.770 / 0.786 / 0.784; AtP* with GradDrop 0.659 / 0.740 / 0.719 (65 forward-equivalents counted). At
+4×41, 24 and 64 targets give 0.638 and 0.486. The first-order direct-path change of a later head's keys
 points within cos 0.8-0.9 of the true one, and a saturated softmax turns that error into a wrong
 pattern: for L17H8 the recomputed L18H6/L18H7 patterns give +0.8 nats each where the true ones give
 +0.07 and +0.10. Plain attribution therefore stays the default (see ``bench causal``).
