@@ -182,12 +182,8 @@ def test_the_paper_half_imports_no_torch(tmp_path, argv):
     assert _heavy_modules(*argv) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the head-type registry imports torch with each type's score; torch-free metadata comes with the "
-    "HeadType refactor (issue 12 part 1): delete this mark then",
-)
 def test_heads_list_imports_no_torch():
+    """Listing head types reads their registrations: every built-in type module defers torch to its scoring code."""
     assert _heavy_modules("heads", "list", "--format", "json") == []
 
 

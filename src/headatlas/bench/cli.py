@@ -4,8 +4,9 @@ Each command runs as a fresh process (``python -m headatlas.cli …``), ``--repe
 baseline ``python -c pass`` so that machine load hits both alike: ``--help``; ``papers search "retrieval head"``
 on an existing store (seeded before timing); ``serve`` on that store, timed until its first HTTP answer to ``/``;
 and ``heads list``. One more run per command under ``-X importtime`` tells whether it imported torch or
-transformers. Last line: JSON with the median seconds, the ratio to the baseline and ``ok`` (target: ``--help``,
-``papers search`` and ``serve`` each < 1 s).
+transformers. Last line: JSON with the median seconds, the ratio to the baseline and ``ok`` (target: every
+command < 1 s and free of torch; ``heads list`` reads the head-type registry, whose modules defer torch to
+their scoring code).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from ..web.local import free_port
 
 TARGET_S = 1.0
 COMMANDS = ("help", "papers_search", "serve", "heads_list")
-TARGETED = ("help", "papers_search", "serve")
 HEAVY = re.compile(r"\|\s+(torch|transformers)$", re.MULTILINE)
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{name}_vs_python": round(median[name] / base, 1) if base > 0 else None for name in commands},
         "imports_torch": sorted(name for name, found in heavy.items() if found),
         "target_s": TARGET_S,
-        "ok": all(median[name] < TARGET_S and not heavy[name] for name in TARGETED if name in commands),
+        "ok": all(median[name] < TARGET_S and not heavy[name] for name in commands),
     }
     print(json.dumps(result, sort_keys=True))
     return 0

@@ -16,22 +16,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
-
+from .._lazy import lazy_module
 from ..errors import InvalidSettingError
 from ..probes import PROBES, ProbeBatch, ProbeSettings
 from ..probes import needle as needle_probe
 from ..probes import repeated as repeated_probe
 from ..probes import text as text_probe
 
-RowsFn = Callable[[ProbeBatch], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
+
+RowsFn = Callable[[ProbeBatch], "torch.Tensor"]
 """``batch -> [B, R]`` positions whose logits the metric reads (``-1`` = padding)."""
 
-ValueFn = Callable[[torch.Tensor, ProbeBatch, torch.Tensor], torch.Tensor]
+ValueFn = Callable[["torch.Tensor", ProbeBatch, "torch.Tensor"], "torch.Tensor"]
 """``(logits [B, R, V] at rows, batch, rows [B, R]) -> [B]`` one value per sample."""
-
-if TYPE_CHECKING:
-    from ..models.loader import LoadedModel
 
 FitFn = Callable[["LoadedModel", list[ProbeBatch]], list[ProbeBatch]]
 """``(model, probe batches) -> batches`` completed with what only the model knows (e.g. its own reply token)."""

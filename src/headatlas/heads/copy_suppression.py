@@ -22,20 +22,28 @@ every layer are held until its predictions are known (``layers x batch x heads x
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from ..lens import PatternTap, session
+from .._lazy import lazy_module, no_grad
 from ..models.anatomy import anatomy
-from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import text as natural_text
 from .copying import TOP_K, copying_fractions
 from .registry import HeadType, ModelScore, register_head_type
 
+if TYPE_CHECKING:
+    import torch
 
-@torch.no_grad()
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
+
+
+@no_grad
 def attention_to_predicted(loaded: LoadedModel, probes: ProbeSettings, seed: int) -> tuple[torch.Tensor, int]:
     """``([L, H] mean attention on earlier copies of the predicted next token, rows scored)``."""
+    from ..lens import PatternTap, session
+
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     totals = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     rows_scored = 0

@@ -17,21 +17,26 @@ recipe ranks among the full vocabulary; this is the cheaper, stricter-on-noise v
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from ..models.anatomy import anatomy
-from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from .registry import HeadType, ModelScore, register_head_type
 from .weights import ov_logits_by_layer, own_token_ranks, word_tokens
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 TOKEN_SET_SIZE = 500
 TOP_K = 5
 
 
-Fractions = tuple[torch.Tensor, torch.Tensor, list[int]]
+Fractions = tuple["torch.Tensor", "torch.Tensor", list[int]]
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Fractions]] = weakref.WeakKeyDictionary()
 
 

@@ -6,12 +6,17 @@ as TransformerLens's ``detect_head`` does, caps the score near 0.5; this one rea
 (Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small, 2023.)
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..probes import ProbeBatch
 from ..probes.repeated import PROBE_ID
 from .registry import HeadType, register_head_type
 from .scoring import earlier_same_token, masked_row_mean, mass_on, valid_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 def score(probs: torch.Tensor, batch: ProbeBatch) -> torch.Tensor:

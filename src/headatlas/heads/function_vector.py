@@ -20,15 +20,19 @@ last-token step per head and shuffled prompt (12 x 270 steps on SmolLM2-135M, ba
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..causal.interventions import run_prefix, sweep_last
-from ..models.loader import LoadedModel
+from .._lazy import lazy_module
 from ..probes import ProbeBatch, ProbeSettings, fv_tasks
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import all_heads, capture_run, last_position_metric, prompt_batch
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 
 def indirect_effects(
@@ -38,6 +42,8 @@ def indirect_effects(
     tasks: dict[str, tuple[tuple[str, str], ...]] | None = None,
 ) -> tuple[torch.Tensor, int, dict[str, Any]]:
     """``(CIE [L, H], number of shuffled prompts, info)``; see the module docstring."""
+    from ..causal.interventions import run_prefix, sweep_last
+
     data = fv_tasks.build(loaded.tokenizer, n_prompts, seed, tasks)
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     heads = all_heads(n_layers, n_heads)

@@ -6,12 +6,17 @@ that is exactly A[i, i − |x| + 1] averaged over the second copy; 1.0 is a perf
 (In-context Learning and Induction Heads, Olsson et al. 2022.)
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..probes import ProbeBatch
 from ..probes.repeated import PROBE_ID
 from .registry import HeadType, register_head_type
 from .scoring import after_earlier_same_token, masked_row_mean, mass_on, valid_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 def score(probs: torch.Tensor, batch: ProbeBatch) -> torch.Tensor:

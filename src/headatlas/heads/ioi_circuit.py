@@ -43,14 +43,19 @@ included, took 83 s for SmolLM2-135M on two CPU cores).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..causal.interventions import HeadRef, run_prefix, sweep_last
-from ..models.loader import LoadedModel
+from .._lazy import lazy_module
 from ..probes import ioi as ioi_probe
 from .tasks import all_heads, capture_run, direct_effects, memoised
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..causal.interventions import HeadRef
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 N_RECEIVERS = 3
 """Name movers whose queries S-inhibition is measured on: the strongest by direct effect."""
@@ -165,6 +170,8 @@ def _position_patch(loaded: LoadedModel, clean: torch.Tensor, source: torch.Tens
                     io: torch.Tensor, s: torch.Tensor, below: int) -> torch.Tensor:  # fmt: skip
     """``[L, H]`` drop of IO - S summed over the prompts when the output at ``position`` (one for the whole
     batch) of each head in layers ``< below`` is taken from the ``source`` prompts' run; 0 elsewhere."""
+    from ..causal.interventions import run_prefix, sweep_last
+
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     score = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     heads = all_heads(n_layers, n_heads, below=below)
@@ -209,6 +216,9 @@ def _upstream_roles(
 def _s_inhibition(
     loaded: LoadedModel, data: ioi_probe.IOISet, corrupted: list[torch.Tensor], receivers: tuple[HeadRef, ...]
 ) -> torch.Tensor:
+
+    from ..causal.interventions import run_prefix, sweep_last
+
     n_layers, n_heads = loaded.facts.n_layers, loaded.facts.n_heads
     score = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     if not receivers:

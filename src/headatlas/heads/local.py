@@ -6,12 +6,17 @@ such "streaming heads"; the sink part is measured by the ``sink`` type, so it is
 The threshold 0.7 is ours: no paper fixes one.
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..probes import ProbeBatch
 from ..probes.text import PROBE_ID
 from .registry import HeadType, register_head_type
 from .scoring import key_positions, masked_row_mean, mass_on, valid_rows
+
+if TYPE_CHECKING:
+    import torch
 
 WINDOW = 8
 

@@ -14,13 +14,17 @@ SmolLM2-135M the clean logit difference is about 4.4, so a member carries at lea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..causal.metrics import METRICS
-from ..models.loader import LoadedModel
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import last_position_metric
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 PAPERS = ("Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small",)
 

@@ -12,16 +12,20 @@ Threshold 0.2, as for name movers: the head's direct path lowers the IO-vs-S log
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..causal.metrics import METRICS
-from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ATTN_MIN, ioi_result
 from .name_mover import IOI_PROBES, PAPERS
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import last_position_metric
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
 
 
 def _reversed_logit_diff(logits: torch.Tensor, batch: ProbeBatch, rows: torch.Tensor) -> torch.Tensor:

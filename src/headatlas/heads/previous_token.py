@@ -5,12 +5,17 @@ The first half of an induction circuit (A Mathematical Framework for Transformer
 In-context Learning and Induction Heads, 2022).
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..probes import ProbeBatch
 from ..probes.text import PROBE_ID
 from .registry import HeadType, register_head_type
 from .scoring import masked_row_mean, prob_at, valid_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 def score(probs: torch.Tensor, batch: ProbeBatch) -> torch.Tensor:

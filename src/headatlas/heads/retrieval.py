@@ -8,11 +8,19 @@ makes every sample count and the score never empty; it measures the copy pattern
 model would have produced the answer itself.
 """
 
-import torch
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_module
 from ..probes import ProbeBatch
 from ..probes.needle import PROBE_ID
 from .registry import HeadType, register_head_type
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 
 def score(probs: torch.Tensor, batch: ProbeBatch) -> torch.Tensor:

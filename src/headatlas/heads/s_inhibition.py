@@ -15,12 +15,16 @@ Threshold 0.1: removing the head's signal moves the name movers' IO:S attention 
 
 from __future__ import annotations
 
-from ..models.loader import LoadedModel
+from typing import TYPE_CHECKING
+
 from ..probes import ProbeSettings
 from ..probes import ioi as ioi_probe
 from .ioi_circuit import ioi_result
 from .name_mover import IOI_LOGIT_DIFF, IOI_PROBES, PAPERS
 from .registry import HeadType, ModelScore, register_head_type
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 
 def model_score(loaded: LoadedModel, settings: ProbeSettings, seed: int) -> ModelScore:

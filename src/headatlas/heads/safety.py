@@ -33,18 +33,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..causal.interventions import run_prefix, sweep_last
+from .._lazy import lazy_module
 from ..causal.metrics import METRICS
 from ..errors import InvalidSettingError
-from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from ..probes.base import bos_id
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import all_heads, capture_run, encode, last_position_metric, prompt_batch
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 DEFAULT_PAIRS = 5
 
@@ -70,6 +74,8 @@ def kl_scores(
     loaded: LoadedModel, pairs: tuple[tuple[str, str], ...] | None = None, n_pairs: int = DEFAULT_PAIRS
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Mean KL per head on harmful and on harmless requests: ``([L, H], [L, H], info)``."""
+    from ..causal.interventions import run_prefix, sweep_last
+
     chosen = (pairs if pairs is not None else default_pairs())[:n_pairs]
     if len(chosen) < 1 or n_pairs < 1:
         raise InvalidSettingError(f"safety scores need at least one request pair, got {len(chosen)}")

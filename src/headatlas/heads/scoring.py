@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_module
 from ..probes import ProbeBatch
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 
 def masked_row_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

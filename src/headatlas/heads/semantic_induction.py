@@ -19,16 +19,21 @@ several times the share a word gets by position alone in these 10-20-token sente
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from ..errors import TaskUnavailable
-from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings, fv_tasks
 from ..probes.base import bos_id, generator
 from .registry import HeadType, ModelScore, register_head_type
 from .tasks import capture_run, direct_effects, encode, last_position_metric, prompt_batch
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     "country_capital": (

@@ -5,12 +5,17 @@ active on a few is "dormant" in the sense of Active-Dormant Attention Heads (202
 average, so a high value means mostly dormant on ordinary prose.
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..probes import ProbeBatch
 from ..probes.text import PROBE_ID
 from .registry import HeadType, register_head_type
 from .scoring import masked_row_mean, prob_at, valid_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 def score(probs: torch.Tensor, batch: ProbeBatch) -> torch.Tensor:

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..causal.interventions import HeadRef
+from .._lazy import lazy_module, no_grad
 from ..causal.metrics import METRICS, FitFn, Metric, ValueFn
 from ..errors import ArchitectureUnavailable, UnsupportedArchitectureError
-from ..lens import PatternTap, session
 from ..models.anatomy import Anatomy, anatomy
-from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
 
+if TYPE_CHECKING:
+    import torch
 
-@torch.no_grad()
+    from ..causal.interventions import HeadRef
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
+
+
+@no_grad
 def capture_run(
     loaded: LoadedModel,
     ids: torch.Tensor,
@@ -36,6 +40,8 @@ def capture_run(
     position ``[B, V]``, ``probs`` (with ``tap_rows`` [B, R]: the attention of those rows, ``[L, B, H, R, K]``)
     and, with ``hidden``, ``final`` (the residual stream entering the final norm at the last position, ``[B, d]``).
     """
+    from ..lens import PatternTap, session
+
     ids = ids.to(loaded.device)
     heads: dict[int, torch.Tensor] = {}
     probs: dict[int, torch.Tensor] = {}
@@ -94,7 +100,7 @@ def _parts(loaded: LoadedModel) -> Anatomy:
         raise ArchitectureUnavailable(f"direct effects: {error}") from error
 
 
-@torch.no_grad()
+@no_grad
 def direct_effects(
     loaded: LoadedModel, heads: torch.Tensor, final: torch.Tensor, directions: torch.Tensor
 ) -> torch.Tensor:

@@ -29,15 +29,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module, no_grad
 from ..errors import ArchitectureUnavailable, InvalidSettingError
 from ..models.anatomy import Anatomy, anatomy, is_centred, layer_norm_gain
-from ..models.loader import LoadedModel
 from ..probes import text
 from ..probes.base import generator
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def head_outputs(circ: Circuits, layer: int, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nhk,dhk->hnd", values, w_out)
 
 
-@torch.no_grad()
+@no_grad
 def embeddings(circ: Circuits, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(raw, effective)`` embeddings of ``ids``, each ``[N, d]`` in the model's dtype (see module doc)."""
     parts = circ.parts
@@ -98,7 +103,7 @@ def embeddings(circ: Circuits, ids: list[int]) -> tuple[torch.Tensor, torch.Tens
     return raw, effective.to(circ.dtype)
 
 
-@torch.no_grad()
+@no_grad
 def norm_gain(norm: torch.nn.Module, d_model: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The per-channel gain of a norm, scaled to a largest magnitude of 1: ``[d]``.
 
@@ -121,7 +126,7 @@ def _centre(x: torch.Tensor) -> torch.Tensor:
     return x - x.mean(-1, keepdim=True)
 
 
-@torch.no_grad()
+@no_grad
 def ov_logits(circ: Circuits, layer: int, source: torch.Tensor, candidates: list[int]) -> torch.Tensor:
     """Rank-equivalent OV-circuit logits of each head of ``layer`` on ``candidates``: ``[H, N, C]`` float32.
 

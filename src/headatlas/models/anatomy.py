@@ -17,12 +17,17 @@ and the families handled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module, no_grad
 from ..errors import ArchitectureUnavailable
-from .loader import LoadedModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from .loader import LoadedModel
+else:
+    torch = lazy_module("torch")
 
 LAYOUTS = ("separate", "stacked", "interleaved", "conv1d")
 """How Q, K and V are stored: three ``Linear`` s; one ``Linear`` with all queries, then keys, then values
@@ -253,7 +258,7 @@ def anatomy(loaded: LoadedModel) -> Anatomy:
     return Anatomy(loaded)
 
 
-@torch.no_grad()
+@no_grad
 def is_centred(norm: torch.nn.Module, d_model: int, device: torch.device) -> bool:
     """Whether ``norm`` subtracts the mean (LayerNorm): it then maps a constant vector to what it maps zero to."""
     if isinstance(norm, torch.nn.LayerNorm):
@@ -272,7 +277,7 @@ def layer_norm_gain(norm: torch.nn.Module, d_model: int, device: torch.device) -
     return torch.ones(d_model, device=device) if weight is None else weight.detach().float().to(device)
 
 
-@torch.no_grad()
+@no_grad
 def read_norm(norm: torch.nn.Module, d_model: int, device: torch.device, eps: float | None = None) -> NormReading:
     """``gain``, ``eps`` and centring of a per-channel norm. An RMS norm's gain is read by applying it to the
     basis vectors (each of mean square ``1/d``), which covers Llama's ``w`` and Gemma's ``1 + w`` alike."""

@@ -18,12 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from ..errors import InvalidSettingError, TaskUnavailable
 from .base import bos_id, generator
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 N_SHOTS = 10
 MIN_ITEMS = N_SHOTS + 2  # demonstrations and a query, with a little room to vary them

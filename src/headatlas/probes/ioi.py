@@ -20,12 +20,16 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from ..errors import InvalidSettingError, TaskUnavailable
 from .base import ProbeBatch, ProbeSettings, bos_id, generator
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 PROBE_ID = "ioi"
 MIN_NAMES = 4

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from .base import ProbeBatch, ProbeSettings, bos_id, generator
 from .text import sentence_stream
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 PROBE_ID = "needle"
 

@@ -6,11 +6,15 @@ to predict the second copy is to look back at the first.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from .._lazy import lazy_module
 from .base import ProbeBatch, ProbeSettings, all_rows, bos_id, chunked, generator
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_module("torch")
 
 PROBE_ID = "repeated_tokens"
 

@@ -301,7 +301,7 @@ def bibtex(papers: list[PaperDict]) -> str:
 
 
 def registry_types() -> dict[str, HeadType]:
-    """The scored head types; imported on first use, so `serve` starts without torch (the registry needs it)."""
+    """The registered head types (metadata only: registering them imports no torch, scoring them would)."""
     from ..heads import head_types
 
     return head_types()
