@@ -1,24 +1,30 @@
 """Scale benchmark: how the time and memory of a scan grow with model size and with context length.
 
-``python -m headatlas.bench scale [--sizes s1,s2,s3] [--types a,b|all] [--contexts 512,1024,2048,4096]
-[--tokenizer smollm2-135m|byte] [--full-probes]``
+``python -m headatlas.bench scale [--sizes s1,s2,s3] [--types a,b|all] [--verify-types induction|none]
+[--contexts 512,1024,2048,4096] [--tokenizer smollm2-135m|byte] [--full-probes] [--gpu-tflops 100] [--out DIR]``
 
-Models are random-initialised Llama-family checkpoints (transformers' ``LlamaConfig``, SmolLM2's head size
-64 and 3:1 grouped-query attention, tied embeddings) of growing depth and width (:data:`SIZES`), with the
-tokenizer of ``--tokenizer`` (so task types build their prompts as on the real model; ``byte`` leaves them
-unavailable). Scores of random weights mean nothing; their cost is the point.
+Models are random-initialised checkpoints built with transformers' own config classes (:data:`SIZES`): Llama
+(``s1``-``s6``, SmolLM2's head size 64, grouped-query attention, tied embeddings, 7M to 1.1B parameters) and
+GPT-NeoX (``p1``-``p3``, Pythia-70M/160M/410M shapes), with the tokenizer of ``--tokenizer`` (so task types
+build their prompts as on the real model; ``byte`` leaves them unavailable). Scores of random weights mean
+nothing; their cost is the point.
 
-Each size runs in a fresh child process, which builds the model and then scans one head type at a time:
-time is wall clock; memory is the rise of the peak resident set (VmHWM, reset before each type once freed
-memory has gone back to the OS) above the resident set just before that type, so the weights are not
-counted. A plain SDPA forward over the pattern probes' tokens is the baseline of each size. Then the
-retrieval probe alone on the smallest model at growing context, against a plain forward over the same
-tokens. Ratios are against the smallest size (or context) of the same run; the last line is one JSON object.
+Each size runs in a fresh child process, which builds the model and then measures: a plain SDPA forward over
+the pattern probes' tokens (the baseline), the pattern census of every pattern type at once (what a scan
+runs), each head type alone, and ``--verify`` of ``--verify-types``. Time is wall clock and CPU seconds;
+memory is the rise of the peak resident set (VmHWM, reset before each step once freed memory has gone back
+to the OS) above the resident set just before it, so the weights are not counted. Then the retrieval probe
+alone on the smallest model at growing context, against a plain forward over the same tokens.
+
+The report gives ratios against the smallest size (or context), the growth exponents ``b`` of ``y ~ x^b``
+fitted per family (time and memory against parameters; the retrieval probe against context), the census
+against a plain forward at every size, and a projection of the default scan of an 8B Llama in bf16 on one
+GPU (:func:`project`: an extrapolation, stated with its assumptions). It writes ``scale.json`` and a PNG
+(``scale.png``, needs matplotlib) under ``--out``; the last printed line is the JSON summary.
+
 Probe sizes are reduced (:data:`QUICK`) unless ``--full-probes``. Types that share one experiment reuse it
 as in a scan: ``negative_copying`` (after ``copying``), ``negative_name_mover`` and ``s_inhibition`` (after
-``name_mover``) cost next to nothing. Pattern types also compute full-vocabulary logits at every probe row
-(the probe's top-1 diagnostic), which with a 49k vocabulary is most of their memory at small sizes.
-"""
+``name_mover``) cost next to nothing."""
 
 from __future__ import annotations
 
@@ -27,19 +33,30 @@ import contextlib
 import ctypes
 import gc
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-SIZES: dict[str, dict[str, int]] = {
+SIZES: dict[str, dict[str, Any]] = {
     "s1": {"layers": 4, "d_model": 128, "heads": 2, "kv_heads": 1, "ffn": 512},
     "s2": {"layers": 8, "d_model": 256, "heads": 4, "kv_heads": 2, "ffn": 1024},
     "s3": {"layers": 16, "d_model": 512, "heads": 8, "kv_heads": 4, "ffn": 2048},
     "s4": {"layers": 30, "d_model": 576, "heads": 9, "kv_heads": 3, "ffn": 1536},  # SmolLM2-135M's shape
+    "s5": {"layers": 32, "d_model": 960, "heads": 15, "kv_heads": 5, "ffn": 2560},  # SmolLM2-360M's shape
+    "s6": {"layers": 16, "d_model": 2048, "heads": 32, "kv_heads": 8, "ffn": 8192},  # Llama 3.2 1B's shape
+    # GPT-NeoX (Pythia's shapes: LayerNorm, parallel attention and MLP, rotary on a quarter of each head,
+    # untied embeddings, no grouped-query attention)
+    "p1": {"family": "gpt_neox", "layers": 6, "d_model": 512, "heads": 8, "kv_heads": 8, "ffn": 2048},
+    "p2": {"family": "gpt_neox", "layers": 12, "d_model": 768, "heads": 12, "kv_heads": 12, "ffn": 3072},
+    "p3": {"family": "gpt_neox", "layers": 24, "d_model": 1024, "heads": 16, "kv_heads": 16, "ffn": 4096},
 }
+"""Random-initialised shapes. Llama (``s*``: SmolLM2's head size 64, grouped-query attention, tied embeddings)
+from 7M to 1.1B parameters with SmolLM2's 49k vocabulary, and GPT-NeoX (``p*``) at Pythia-70M, -160M and -410M."""
 QUICK: dict[str, Any] = {
     "n_repeat": 4,
     "repeat_len": 50,
@@ -49,6 +66,8 @@ QUICK: dict[str, Any] = {
     "needle_per_context": 1,
 }
 PLAIN = "(plain forward)"
+CENSUS = "(pattern census)"  # every pattern type at once, as a scan runs them: one pass per probe
+VERIFY = "(verify)"  # `--verify` of the types in --verify-types, after their census
 
 
 def _status_kb(field: str) -> int:
@@ -82,25 +101,38 @@ def measure(fn: Any) -> dict[str, float]:
     }
 
 
-def build(size: dict[str, int], tokenizer: Any, max_positions: int) -> Any:
-    """A random Llama of ``size`` with the lens installed, as a LoadedModel."""
+def build(size: dict[str, Any], tokenizer: Any, max_positions: int) -> Any:
+    """A random model of ``size`` (Llama unless ``size["family"]`` says otherwise) with the lens, as a LoadedModel."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
     from ..lens import install
     from ..models.facts import facts_from_config
     from ..models.loader import LoadedModel
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=size["d_model"], intermediate_size=size["ffn"],
-        num_hidden_layers=size["layers"], num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
-        head_dim=size["d_model"] // size["heads"], max_position_embeddings=max_positions, tie_word_embeddings=True,
-        bos_token_id=getattr(tokenizer, "bos_token_id", 0), eos_token_id=getattr(tokenizer, "eos_token_id", 1),
-    )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
+    bos, eos = getattr(tokenizer, "bos_token_id", 0), getattr(tokenizer, "eos_token_id", 1)
+    family = size.get("family", "llama")
+    if family == "llama":
+        config: Any = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=size["d_model"], intermediate_size=size["ffn"],
+            num_hidden_layers=size["layers"], num_attention_heads=size["heads"],
+            num_key_value_heads=size["kv_heads"], head_dim=size["d_model"] // size["heads"],
+            max_position_embeddings=max_positions, tie_word_embeddings=True, bos_token_id=bos, eos_token_id=eos,
+        )  # fmt: skip
+        model: Any = LlamaForCausalLM(config)
+    elif family == "gpt_neox":
+        config = GPTNeoXConfig(  # transformers' default rotates a quarter of each head, as Pythia does
+            vocab_size=len(tokenizer), hidden_size=size["d_model"], intermediate_size=size["ffn"],
+            num_hidden_layers=size["layers"], num_attention_heads=size["heads"], use_parallel_residual=True,
+            max_position_embeddings=max_positions, tie_word_embeddings=False, bos_token_id=bos, eos_token_id=eos,
+        )  # fmt: skip
+        model = GPTNeoXForCausalLM(config)
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    model.eval()
     install(model)
-    facts = facts_from_config(config, name="random-llama", source="test", sha256=None)
+    facts = facts_from_config(config, name=f"random-{family}", source="test", sha256=None)
     return LoadedModel(model=model, tokenizer=tokenizer, facts=facts)
 
 
@@ -115,14 +147,21 @@ def _tokenizer(where: str) -> Any:
 
 
 def run_child(
-    name: str, types: list[str], contexts: list[int], tokenizer_dir: str, full: bool, probes: Any = None
+    name: str,
+    types: list[str],
+    contexts: list[int],
+    tokenizer_dir: str,
+    full: bool,
+    probes: Any = None,
+    verify_types: tuple[str, ...] = (),
 ) -> dict:
     """Scan one size type by type (and, with ``contexts``, the retrieval probe at each context); ``probes``
-    (a ProbeSettings) overrides the probe sizes."""
+    (a ProbeSettings) overrides the probe sizes; ``verify_types`` adds the cost of verifying those types."""
     import torch
 
+    from ..causal.verify import VerifySettings, verify_headmap
     from ..census import ScanSettings, run_census
-    from ..heads import get_head_type
+    from ..heads import causal_metrics, get_head_type
     from ..probes import PROBES, ProbeSettings
     from .census import plain_forwards
 
@@ -131,13 +170,26 @@ def run_child(
     settings = probes if probes is not None else ProbeSettings() if full else ProbeSettings(**QUICK)
     loaded = build(SIZES[name], tokenizer, max(4096, *contexts, *settings.needle_contexts))
     params = sum(p.numel() for p in loaded.model.parameters())
-    result: dict[str, Any] = {"size": name, "params": params, "types": {}, "contexts": {}}
+    result: dict[str, Any] = {
+        "size": name,
+        "family": SIZES[name].get("family", "llama"),
+        "params": params,
+        "weights_mb": sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20,
+        "types": {},
+        "contexts": {},
+    }
+    pattern_types = tuple(t for t in types if get_head_type(t).score is not None)
     pattern_probes = sorted({p for p in (get_head_type(t).probe for t in types) if p in PROBES})
     batches = [b for probe in pattern_probes for b in PROBES[probe](tokenizer, settings, 0)]
     warm = ProbeSettings(n_repeat=1, repeat_len=8, n_text=1, text_len=16)  # first calls pay one-off set-up costs
     run_census(loaded, ScanSettings(head_types=("previous_token", "induction"), probes=warm))
     plain_forwards(loaded, batches[:1])
     result["types"][PLAIN] = measure(lambda: plain_forwards(loaded, batches))
+    result["plain_tokens"] = sum(int(b.attention_mask.sum()) for b in batches)
+    if pattern_types:
+        result["types"][CENSUS] = measure(
+            lambda: run_census(loaded, ScanSettings(head_types=pattern_types, probes=settings))
+        )
     for type_id in types:
         holder: dict[str, Any] = {}
 
@@ -149,6 +201,12 @@ def run_child(
         if isinstance(info, dict) and "unavailable" in info:
             row["unavailable"] = str(info["unavailable"])[:120]
         result["types"][type_id] = row
+    if verify_types:
+        headmap = run_census(loaded, ScanSettings(head_types=verify_types, probes=settings))
+        metrics = causal_metrics([get_head_type(t) for t in verify_types])
+        result["types"][VERIFY] = measure(
+            lambda: verify_headmap(loaded, headmap, VerifySettings(seed=0), metrics=metrics)
+        )
     for context in contexts:
         at = ProbeSettings(needle_contexts=(context,), needle_per_context=1)
         needle = PROBES["needle"](tokenizer, at, 0)
@@ -158,9 +216,12 @@ def run_child(
     return result
 
 
-def _child(name: str, types: list[str], contexts: list[int], tokenizer_dir: str, full: bool) -> dict:
+def _child(
+    name: str, types: list[str], contexts: list[int], tokenizer_dir: str, full: bool, verify_types: list[str]
+) -> dict:
     command = [sys.executable, "-m", "headatlas.bench.scale", "--child", name, "--types", ",".join(types),
-               "--tokenizer-dir", tokenizer_dir, "--contexts", ",".join(map(str, contexts)) or "none"]  # fmt: skip
+               "--tokenizer-dir", tokenizer_dir, "--contexts", ",".join(map(str, contexts)) or "none",
+               "--verify-types", ",".join(verify_types) or "none"]  # fmt: skip
     if full:
         command.append("--full-probes")
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -215,7 +276,115 @@ def report(runs: list[dict], contexts: dict[str, dict]) -> dict[str, Any]:
             k: {side: {m: round(v, 3) for m, v in c[side].items()} for side in ("plain", "scan")}
             for k, c in contexts.items()
         }
+    result["growth"] = fitted = growth(runs, contexts)
+    print("growth exponents (y ~ x^b): CPU time and peak memory against parameters, per family")
+    for family, rows in fitted["params"].items():
+        for type_id, row in rows.items():
+            print(f"  {family:<9}{type_id:<24}time {_b(row['time'])}  memory {_b(row['memory'])}")
+    if "context" in fitted:
+        ctx = fitted["context"]
+        print(f"  retrieval probe against context length: time {_b(ctx['time'])}  memory {_b(ctx['memory'])}")
+    if fitted["census_vs_plain"]:
+        ratios = ", ".join(f"{k} {v:.2f}x" for k, v in fitted["census_vs_plain"].items())
+        print(f"pattern census against a plain forward over the same tokens (CPU time): {ratios}")
     return result
+
+
+def _b(value: float | None) -> str:
+    return f"{value:6.2f}" if value is not None else "     -"
+
+
+def fit_power(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
+    """``(a, b)`` of ``y = a * x**b``, least squares on the logs of the positive points; None below two points."""
+    points = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len(points) < 2 or len({x for x, _ in points}) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return math.exp(my - b * mx), b
+
+
+MIN_MB = 1.0  # peaks below this are allocator noise, left out of the memory fits
+
+
+def growth(runs: list[dict], contexts: dict[str, dict]) -> dict[str, Any]:
+    """Fitted exponents: per family and type, CPU seconds and peak MB against parameters; the retrieval probe's
+    against context length; and, per size, the pattern census against a plain forward over the same tokens."""
+    out: dict[str, Any] = {"params": {}, "census_vs_plain": {}}
+    for family in dict.fromkeys(r["family"] for r in runs):
+        mine = [r for r in runs if r["family"] == family]
+        rows: dict[str, Any] = {}
+        for type_id in mine[0]["types"]:
+            if any("unavailable" in r["types"].get(type_id, {}) for r in mine):
+                continue
+            params = [float(r["params"]) for r in mine if type_id in r["types"]]
+            cpu = fit_power(params, [r["types"][type_id]["cpu_s"] for r in mine if type_id in r["types"]])
+            mb = [r["types"][type_id]["mb"] for r in mine if type_id in r["types"]]
+            memory = fit_power(params, [m if m >= MIN_MB else 0.0 for m in mb])
+            rows[type_id] = {
+                "time": None if cpu is None else round(cpu[1], 3),
+                "memory": None if memory is None else round(memory[1], 3),
+            }
+        out["params"][family] = rows
+    for r in runs:
+        if CENSUS in r["types"]:
+            out["census_vs_plain"][r["size"]] = round(r["types"][CENSUS]["cpu_s"] / r["types"][PLAIN]["cpu_s"], 3)
+    if len(contexts) >= 2:
+        tokens = [float(c) for c in contexts]
+        cpu = fit_power(tokens, [c["scan"]["cpu_s"] for c in contexts.values()])
+        memory = fit_power(tokens, [c["scan"]["mb"] for c in contexts.values()])
+        out["context"] = {
+            "time": None if cpu is None else round(cpu[1], 3),
+            "memory": None if memory is None else round(memory[1], 3),
+        }
+    return out
+
+
+LLAMA_8B = {"params": 8.03e9, "weights_gb_bf16": 16.06}
+"""Llama 3 8B: the projection's target (32 layers, d 4096, 32 query and 8 KV heads, 128k vocabulary)."""
+
+
+def project(runs: list[dict], gpu_tflops: float) -> dict[str, Any] | None:
+    """The default scan of an 8B Llama in bf16 on one GPU, extrapolated from the Llama sizes of this run.
+
+    Memory: the weights plus the largest projected peak of one type (types run one after another), halved
+    for bf16 activations. Time: the projected CPU seconds of every type, converted at the ratio of this
+    machine's measured throughput (a plain forward's FLOPs per CPU second at the largest size) to
+    ``gpu_tflops`` sustained on the GPU. Both are extrapolations at the measured probe sizes, not measurements.
+    """
+    llama = [r for r in runs if r["family"] == "llama"]
+    if len(llama) < 2:
+        return None
+    params = [float(r["params"]) for r in llama]
+    largest = max(llama, key=lambda r: r["params"])
+    tokens = largest.get("plain_tokens")
+    if not tokens:
+        return None
+    cpu_flops = 2 * largest["params"] * tokens / largest["types"][PLAIN]["cpu_s"]
+    speedup = gpu_tflops * 1e12 / cpu_flops
+    seconds, peak_mb, per_type = 0.0, 0.0, {}
+    for type_id in largest["types"]:
+        if type_id in (PLAIN, CENSUS, VERIFY) or any("unavailable" in r["types"][type_id] for r in llama):
+            continue
+        cpu = fit_power(params, [r["types"][type_id]["cpu_s"] for r in llama])
+        mb = fit_power(
+            params, [r["types"][type_id]["mb"] if r["types"][type_id]["mb"] >= MIN_MB else 0.0 for r in llama]
+        )
+        t = cpu[0] * LLAMA_8B["params"] ** cpu[1] / speedup if cpu else 0.0
+        m = mb[0] * LLAMA_8B["params"] ** mb[1] / 2 if mb else 0.0
+        per_type[type_id] = {"s": round(t, 1), "peak_gb_above_weights": round(m / 1024, 2)}
+        seconds += t
+        peak_mb = max(peak_mb, m)
+    return {
+        "model": "Llama 3 8B shape, bf16",
+        "assumed_gpu_tflops": gpu_tflops,
+        "measured_cpu_gflops": round(cpu_flops / 1e9, 1),
+        "scan_s": round(seconds, 1),
+        "peak_gb": round(LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024, 1),
+        "fits_80gb": LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024 <= 80,
+        "types": per_type,
+    }
 
 
 def _threads() -> int:
@@ -224,13 +393,63 @@ def _threads() -> int:
     return int(torch.get_num_threads())
 
 
+def plot(runs: list[dict], contexts: dict[str, dict], path: Path) -> Path | None:
+    """Log-log panels: CPU time and peak memory against parameters (one line per type, one marker per family),
+    and the retrieval probe against context length. None when matplotlib is missing (the ``kv`` extra has it)."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    markers = {"llama": "o", "gpt_neox": "s"}
+    colours: dict[str, Any] = {}
+    for family in dict.fromkeys(r["family"] for r in runs):
+        mine = sorted((r for r in runs if r["family"] == family), key=lambda r: r["params"])
+        for type_id in mine[0]["types"]:
+            if any("unavailable" in r["types"].get(type_id, {}) for r in mine):
+                continue
+            xs = [r["params"] / 1e6 for r in mine if type_id in r["types"]]
+            for ax, key in ((axes[0], "cpu_s"), (axes[1], "mb")):
+                ys = [max(r["types"][type_id][key], 1e-3) for r in mine if type_id in r["types"]]
+                width = 2.5 if type_id in (PLAIN, CENSUS) else 1
+                style = {"marker": markers.get(family, "^"), "color": colours.get(type_id), "linewidth": width}
+                line = ax.plot(xs, ys, label=f"{type_id} ({family})", **style)
+                colours.setdefault(type_id, line[0].get_color())
+    for ax, label in ((axes[0], "CPU seconds"), (axes[1], "peak MB above the weights")):
+        ax.set(xscale="log", yscale="log", xlabel="parameters (millions)", ylabel=label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=6, ncol=2)
+    if contexts:
+        tokens = [int(c) for c in contexts]
+        for side, dashes in (("plain", "--"), ("scan", "-")):
+            axes[2].plot(
+                tokens, [c[side]["cpu_s"] for c in contexts.values()], dashes, marker="o", label=f"{side} CPU s"
+            )
+            axes[2].plot(tokens, [c[side]["mb"] for c in contexts.values()], dashes, marker="s", label=f"{side} MB")
+        axes[2].set(xscale="log", yscale="log", xlabel="context (tokens)", title="retrieval probe, smallest size")
+        axes[2].grid(True, which="both", alpha=0.3)
+        axes[2].legend(fontsize=8)
+    fig.suptitle("headatlas scan cost against model size and context (random-initialised models)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headatlas.bench scale")
     parser.add_argument("--sizes", default="s1,s2,s3", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--types", default="all", help="head-type ids, or all")
+    parser.add_argument("--verify-types", default="induction", help="types whose --verify is timed, or none")
     parser.add_argument("--contexts", default="512,1024,2048,4096", help="retrieval contexts on the smallest size")
     parser.add_argument("--tokenizer", default="smollm2-135m", help="a model whose tokenizer to use, or byte")
     parser.add_argument("--full-probes", action="store_true", help="the scan's default probe sizes")
+    parser.add_argument("--gpu-tflops", type=float, default=100.0, help="sustained bf16 TFLOP/s of the 8B projection")
+    parser.add_argument("--out", default="bench-out", help="folder for scale.json and scale.png")
     parser.add_argument("--child")
     parser.add_argument("--tokenizer-dir")
     args = parser.parse_args(argv)
@@ -238,8 +457,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [s for s in sizes if s not in SIZES]:
         parser.error(f"unknown sizes {unknown}; valid: {', '.join(SIZES)}")
     contexts = [] if args.contexts in ("", "none") else [int(c) for c in args.contexts.split(",")]
+    verify_types = [] if args.verify_types in ("", "none") else args.verify_types.split(",")
     if args.child:
-        print(json.dumps(run_child(args.child, args.types.split(","), contexts, args.tokenizer_dir, args.full_probes)))
+        run = run_child(
+            args.child, args.types.split(","), contexts, args.tokenizer_dir, args.full_probes, probes=None,
+            verify_types=tuple(verify_types),
+        )  # fmt: skip
+        print(json.dumps(run))
         return 0
 
     from ..heads import head_types
@@ -255,11 +479,27 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         context_run: dict[str, dict] = {}
         for i, name in enumerate(sizes):
-            run = _child(name, types, contexts if i == 0 else [], where, args.full_probes)
+            run = _child(name, types, contexts if i == 0 else [], where, args.full_probes, verify_types)
             context_run = context_run or run["contexts"]
             runs.append(run)
             print(f"  {name} done", file=sys.stderr, flush=True)
-    print(json.dumps(report(runs, context_run), sort_keys=True))
+    summary = report(runs, context_run)
+    projection = project(runs, args.gpu_tflops)
+    if projection is not None:
+        summary["projection_8b"] = projection
+        fits = "fits" if projection["fits_80gb"] else "does not fit"
+        print(
+            f"projected default scan of {projection['model']} (at these probe sizes, {args.gpu_tflops:g} TFLOP/s"
+            f" sustained; this CPU measured {projection['measured_cpu_gflops']} GFLOP/s):"
+            f" ~{projection['scan_s']:.0f} s, peak ~{projection['peak_gb']} GB ({fits} in 80 GB)"
+        )
+    out = Path(args.out)
+    drawn = plot(runs, context_run, out / "scale.png")
+    summary["plot"] = str(drawn) if drawn else None
+    print(f"plot: {drawn or 'skipped (no matplotlib; pip install -e .[kv])'}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps({"summary": summary, "runs": runs}, sort_keys=True, indent=1))
+    print(json.dumps(summary, sort_keys=True))
     return 0
 
 

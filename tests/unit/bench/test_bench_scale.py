@@ -12,9 +12,12 @@ from headatlas.probes import ProbeSettings
 
 def test_a_size_is_measured_type_by_type_and_by_context(capsys):
     tiny = ProbeSettings(n_repeat=2, repeat_len=16, n_text=1, text_len=16)
-    run = scale.run_child("s1", ["induction", "name_mover"], [256], "byte", full=False, probes=tiny)
-    assert run["size"] == "s1" and run["params"] > 1_000_000
-    assert list(run["types"]) == [scale.PLAIN, "induction", "name_mover"]
+    run = scale.run_child(
+        "s1", ["induction", "name_mover"], [256], "byte", full=False, probes=tiny, verify_types=("induction",)
+    )
+    assert run["size"] == "s1" and run["family"] == "llama" and run["params"] > 1_000_000
+    assert list(run["types"]) == [scale.PLAIN, scale.CENSUS, "induction", "name_mover", scale.VERIFY]
+    assert run["plain_tokens"] == 2 * 33  # two [BOS, x, x] sequences of 16 tokens each
     for row in run["types"].values():
         assert row["s"] > 0 and row["cpu_s"] > 0 and row["mb"] >= 0
     assert "unavailable" in run["types"]["name_mover"]  # the byte tokenizer has no names
@@ -31,6 +34,69 @@ def test_a_size_is_measured_type_by_type_and_by_context(capsys):
     assert " 2.00" in printed  # the ratio against the smallest size
     assert summary["unavailable"] == ["name_mover"]
     json.dumps(summary)
+
+
+def test_a_gpt_neox_size_builds_the_neox_family(monkeypatch):
+    tiny_neox = {"family": "gpt_neox", "layers": 2, "d_model": 64, "heads": 4, "kv_heads": 4, "ffn": 128}
+    monkeypatch.setitem(scale.SIZES, "tiny_neox", tiny_neox)
+    tiny = ProbeSettings(n_repeat=2, repeat_len=16, n_text=1, text_len=16)
+    run = scale.run_child("tiny_neox", ["previous_token"], [], "byte", full=False, probes=tiny)
+    assert run["family"] == "gpt_neox"
+    assert run["weights_mb"] == pytest.approx(run["params"] * 4 / 2**20)  # float32
+    assert "unavailable" not in run["types"]["previous_token"]
+
+
+def test_a_power_law_gives_back_its_exponent():
+    xs = [1e6, 1e7, 1e8, 1e9]
+    a, b = scale.fit_power(xs, [3.0 * x**0.8 for x in xs])
+    assert b == pytest.approx(0.8) and a == pytest.approx(3.0)
+    assert scale.fit_power([1e6], [1.0]) is None  # one point fits nothing
+    assert scale.fit_power([1e6, 1e7], [0.0, 0.0]) is None  # zero peaks (below the noise floor) are left out
+
+
+def _synthetic(size: str, params: float, family: str = "llama") -> dict:
+    """A measured size whose costs follow known power laws: time ~ params, memory ~ params^0.5."""
+
+    def row(scale_s: float) -> dict:
+        return {"s": scale_s * params / 1e8, "cpu_s": scale_s * params / 1e8, "mb": 10 * (params / 1e8) ** 0.5}
+
+    types = {scale.PLAIN: row(1.0), scale.CENSUS: row(1.2), "induction": row(0.5), "name_mover": row(4.0)}
+    return {"size": size, "family": family, "params": params, "plain_tokens": 1000, "types": types}
+
+
+def test_growth_fits_each_family_and_the_census_against_a_plain_forward():
+    runs = [_synthetic("a", 1e7), _synthetic("b", 1e8), _synthetic("c", 1e9), _synthetic("p", 1e8, "gpt_neox")]
+    runs.append(_synthetic("q", 4e8, "gpt_neox"))
+    contexts = {str(n): {"plain": {"cpu_s": n / 100, "mb": n / 10}, "scan": {"cpu_s": n / 90, "mb": n / 8}}
+                for n in (512, 1024, 2048)}  # fmt: skip
+    fitted = scale.growth(runs, contexts)
+    assert fitted["params"]["llama"]["name_mover"] == {"time": pytest.approx(1.0), "memory": pytest.approx(0.5)}
+    assert set(fitted["params"]) == {"llama", "gpt_neox"}
+    assert fitted["census_vs_plain"] == {"a": 1.2, "b": 1.2, "c": 1.2, "p": 1.2, "q": 1.2}
+    assert fitted["context"] == {"time": pytest.approx(1.0), "memory": pytest.approx(1.0)}
+
+
+def test_the_8b_projection_extrapolates_the_llama_sizes():
+    runs = [_synthetic("a", 1e7), _synthetic("b", 1e8), _synthetic("c", 1e9), _synthetic("p", 1e8, "gpt_neox")]
+    projected = scale.project(runs, gpu_tflops=100.0)
+    assert projected is not None
+    # this "CPU" ran 2 * 1e9 params * 1000 tokens in 10 s: 200 GFLOP/s, so the GPU is 500x faster
+    assert projected["measured_cpu_gflops"] == pytest.approx(200.0)
+    expected_s = (0.5 + 4.0) * 8.03e9 / 1e8 / 500
+    assert projected["scan_s"] == pytest.approx(expected_s, abs=0.1)
+    peak_mb = 10 * (8.03e9 / 1e8) ** 0.5 / 2  # bf16 halves the float32 activations
+    assert projected["peak_gb"] == pytest.approx(16.06 + peak_mb / 1024, abs=0.05)
+    assert projected["fits_80gb"]
+    assert scale.project([_synthetic("p", 1e8, "gpt_neox")], 100.0) is None  # no Llama sizes to extrapolate
+
+
+def test_the_plot_is_a_png_with_a_panel_per_view(tmp_path):
+    runs = [_synthetic("a", 1e7), _synthetic("b", 1e8)]
+    contexts = {"512": {"plain": {"cpu_s": 1.0, "mb": 5.0}, "scan": {"cpu_s": 1.1, "mb": 6.0}},
+                "1024": {"plain": {"cpu_s": 2.0, "mb": 9.0}, "scan": {"cpu_s": 2.1, "mb": 11.0}}}  # fmt: skip
+    path = scale.plot(runs, contexts, tmp_path / "out" / "scale.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 20_000  # three drawn panels, not an empty canvas
 
 
 def test_unknown_sizes_are_refused():
