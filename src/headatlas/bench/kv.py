@@ -128,7 +128,12 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
             "presses": args.presses.split(","),
             "samples": {str(n): s for n, s in samples.items()},
             "policies": {
-                str(n): {k: p.to_json() for k, p in method_policies(headmap, args.grid.fractions, n, args.seed).items()}
+                str(n): {
+                    k: p.to_json()
+                    for k, p in method_policies(
+                        headmap, args.grid.fractions, n, args.seed, args.scope, args.fill
+                    ).items()
+                }
                 for n in args.grid.contexts
             },
         }
@@ -272,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="our side's device (the kvpress side runs on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scope", choices=("cache", "global"), default="cache", help="the atlas budget's base (kv.policy)"
+    )
+    parser.add_argument(
+        "--fill", choices=("remainder", "whole"), default="remainder", help="ranking rules' budget fill (kv.policy)"
+    )
     parser.add_argument("--no-kvpress", action="store_true", help="skip the kvpress environment")
     parser.add_argument("--presses", default=",".join(PRESSES), help=f"of {','.join(PRESSES)}")
     parser.add_argument("--kv-env", type=Path, default=Path(".venv-kv"), help="pinned kvpress environment")
