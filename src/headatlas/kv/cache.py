@@ -237,7 +237,8 @@ class PolicyCache(Cache):
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
         group = text.num_attention_heads // (getattr(text, "num_key_value_heads", None) or text.num_attention_heads)
         types = getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers
-        local = min(policy.local_window or text.sliding_window, text.sliding_window or 0) or None
+        own = getattr(text, "sliding_window", None) if "sliding_attention" in types else None
+        local = min(policy.local_window or own, own) if own else None
         layers: list[Any] = []
         for i, kind in enumerate(types):
             if kind == "sliding_attention":  # already a window: the model's, or the policy's shorter one (every

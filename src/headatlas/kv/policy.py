@@ -17,11 +17,11 @@ when any query head reading it needs the context):
 mean key and mean value of the tokens it dropped, attended as if it were all of them (its score counts
 ``n_dropped`` times); one more entry per streaming head.
 
-How the budget is spent (``fill``): ``remainder`` (default) fills heads in rank order and gives what is left
-to the next head as a longer recent window, so the policy holds its budget even when few KV heads decide it
-(Gemma 3 270M: three global KV heads, where whole heads can only hold 0.38 or 0.69 of them; HeadKV's point
-that budgets need not be all-or-nothing per head). ``whole`` (the first version): a rounded number of whole
-heads, the rest streaming.
+How the ranking rules spend the budget (``fill``): the top heads keep the full cache, as many as the budget
+holds rounded to the nearest head; ``remainder`` (default) gives what rounding left over to the next head as a
+longer recent window, so the policy holds its budget even when few KV heads decide it (Gemma 3 270M: three
+global KV heads, where whole heads alone hold 0.38 or 0.69 of them; HeadKV's point that a budget need not be
+all-or-nothing per head). ``whole`` (the first version): the rounded number of whole heads only.
 
 Layers the model already restricts to a sliding window (Gemma 3: ``model.sliding_layers`` of the scan) are
 streaming heads whose window the model fixed (DuoAttention's streaming heads; RazorAttention's
@@ -363,13 +363,11 @@ def plan(
     local: int | None = None  # the window the sliding layers get (None: their own)
     pool = budget * context * total  # tokens x heads the global heads may hold
     if scope == "cache" and sliding and model_window and budget < 1:
-        own = min(context, model_window)
-        local = min(own, sink + recent)
-        pool = budget * (context * total + own * len(sliding) * n_kv) - local * len(sliding) * n_kv
-        if pool < window * total:
+        local, pool = _local_window(budget, context, min(context, model_window), len(sliding) * n_kv, total, window)
+        if local < recent:
             raise InvalidSettingError(
-                f"budget {budget} of the cache at {context} tokens leaves the global heads less than their streaming "
-                f"window sink + recent = {window} each; raise --budget or --context, or lower --sink/--recent"
+                f"budget {budget} of the cache at {context} tokens leaves the sliding-window layers {local} tokens, "
+                f"fewer than recent = {recent}; raise --budget or --context, or lower --sink/--recent"
             )
     held = [float(window)] * total  # per KV head, in flat order
     order = sorted(range(total), key=lambda i: (-flat[i][0], flat[i][1], flat[i][2]))
@@ -377,18 +375,13 @@ def plan(
         held = [float(context)] * total
     elif rule == "headkv":
         held = _share(flat, pool, float(window), float(context))
-    elif fill == "whole":
-        n_full = round((pool - window * total) / (context - window))
+    else:
+        n_full = min(total, round((pool - window * total) / (context - window)))
         for i in order[:n_full]:
             held[i] = float(context)
-    else:
-        left = pool - window * total
-        for i in order:
-            extra = min(float(context - window), left)
-            held[i] += extra
-            left -= extra
-            if left <= 0:
-                break
+        left = pool - window * total - n_full * (context - window)
+        if fill == "remainder" and n_full < total and left > 0:  # what rounding left over: the next head
+            held[order[n_full]] += min(float(context - window), left)
     by_head = {(la, k): held[i] for i, (_, la, k) in enumerate(flat)}
     heads = []
     for la in range(n_layers):
@@ -427,6 +420,20 @@ def plan(
         scope=scope,
         fill=fill,
     )
+
+
+def _local_window(budget: float, context: int, own: int, n_local: int, n_global: int, window: int) -> tuple[int, float]:
+    """(tokens each sliding-layer head holds, tokens x heads left to the global heads) under scope ``cache``.
+
+    The local heads hold the streaming window (at most their own); less when the global heads' streaming
+    windows would not fit otherwise, more (up to their own) when every global head is full already."""
+    target = budget * (context * n_global + own * n_local)
+    local = min(own, window)
+    if target - local * n_local < window * n_global:
+        local = math.floor((target - window * n_global) / n_local)
+    elif target - local * n_local > context * n_global:
+        local = min(own, math.floor((target - context * n_global) / n_local))
+    return local, target - local * n_local
 
 
 def _share(flat: list[tuple[float, int, int]], total: float, floor: float, cap: float) -> list[float]:
