@@ -243,6 +243,7 @@ class PolicyCache(Cache):
         for i, kind in enumerate(types):
             if kind == "sliding_attention":  # already a window: the model's, or the policy's shorter one (every
                 # sliding layer alike, since transformers builds one mask for all of them)
+                assert local is not None
                 layers.append(DynamicSlidingWindowLayer(sliding_window=local))
             else:
                 layers.append(
