@@ -20,7 +20,9 @@ one JSON object; ``--out`` gets ``kv.json`` and ``kv.png`` (and per model ``<mod
 ``report.html``, whose kv section shows them.
 
 Usage: ``python -m headatlas.bench kv [--models smollm2-135m,gemma3-270m] [--grid default|full]
-[--contexts 2048,8192] [--needles 3] [--fractions 0.75,0.5,0.25] [--no-kvpress] [--publish]``
+[--contexts 2048,8192] [--needles 3] [--fractions 0.75,0.5,0.25] [--scope cache|global] [--fill remainder|whole]
+[--no-kvpress] [--publish]`` (``--scope``/``--fill``: how the atlas policies count and spend the budget,
+:mod:`headatlas.kv.policy`; the kvpress presses compress the global layers only, whatever the scope).
 """
 
 from __future__ import annotations
