@@ -20,7 +20,9 @@ one JSON object; ``--out`` gets ``kv.json`` and ``kv.png`` (and per model ``<mod
 ``report.html``, whose kv section shows them.
 
 Usage: ``python -m headatlas.bench kv [--models smollm2-135m,gemma3-270m] [--grid default|full]
-[--contexts 2048,8192] [--needles 3] [--fractions 0.75,0.5,0.25] [--no-kvpress] [--publish]``
+[--contexts 2048,8192] [--needles 3] [--fractions 0.75,0.5,0.25] [--scope cache|global] [--fill remainder|whole]
+[--no-kvpress] [--publish]`` (``--scope``/``--fill``: how the atlas policies count and spend the budget,
+:mod:`headatlas.kv.policy`; the kvpress presses compress the global layers only, whatever the scope).
 """
 
 from __future__ import annotations
@@ -128,7 +130,12 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
             "presses": args.presses.split(","),
             "samples": {str(n): s for n, s in samples.items()},
             "policies": {
-                str(n): {k: p.to_json() for k, p in method_policies(headmap, args.grid.fractions, n, args.seed).items()}
+                str(n): {
+                    k: p.to_json()
+                    for k, p in method_policies(
+                        headmap, args.grid.fractions, n, args.seed, args.scope, args.fill
+                    ).items()
+                }
                 for n in args.grid.contexts
             },
         }
@@ -272,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="our side's device (the kvpress side runs on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scope", choices=("cache", "global"), default="cache", help="the atlas budget's base (kv.policy)"
+    )
+    parser.add_argument(
+        "--fill", choices=("remainder", "whole"), default="remainder", help="ranking rules' budget fill (kv.policy)"
+    )
     parser.add_argument("--no-kvpress", action="store_true", help="skip the kvpress environment")
     parser.add_argument("--presses", default=",".join(PRESSES), help=f"of {','.join(PRESSES)}")
     parser.add_argument("--kv-env", type=Path, default=Path(".venv-kv"), help="pinned kvpress environment")

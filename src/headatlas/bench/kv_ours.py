@@ -20,9 +20,21 @@ from .kv_protocol import forward, score_context, summarise
 RULES = ("retrieval", "razor", "headkv")
 
 
-def method_policies(headmap: dict[str, Any], fractions: tuple[float, ...], context: int, seed: int) -> dict[str, Any]:
-    """``method@fraction`` -> KVPolicy: each atlas rule, razor with its compensation token, random heads."""
-    from ..kv.policy import plan
+def method_policies(
+    headmap: dict[str, Any],
+    fractions: tuple[float, ...],
+    context: int,
+    seed: int,
+    scope: str = "cache",
+    fill: str = "remainder",
+) -> dict[str, Any]:
+    """``method@fraction`` -> KVPolicy: each atlas rule, razor with its compensation token, random heads
+    (``scope``, ``fill``: see :func:`headatlas.kv.policy.plan`)."""
+    from functools import partial
+
+    from ..kv.policy import plan as plan_any
+
+    plan = partial(plan_any, scope=scope, fill=fill)
 
     rng = random.Random(seed)
     model = headmap["model"]
@@ -67,7 +79,7 @@ def dynamic_from(prefill: Any, config: Any) -> Any:
 
 
 def global_nbytes(cache: Any, sliding: set[int]) -> int:
-    """Bytes held by the layers a policy decides (not the model's own sliding-window layers)."""
+    """Bytes held by the global layers (not the model's own sliding-window layers)."""
     from ..kv.cache import cache_nbytes
 
     return cache_nbytes(SimpleNamespace(layers=[layer for i, layer in enumerate(cache.layers) if i not in sliding]))
@@ -82,7 +94,9 @@ def run_ours(loaded: Any, headmap: dict[str, Any], samples: list[dict[str, Any]]
 
     model, config = loaded.model, loaded.model.config
     sliding = {int(x) for x in headmap["model"].get("sliding_layers") or []}
-    policies = method_policies(headmap, args.grid.fractions, length, args.seed)
+    scope, fill = getattr(args, "scope", "cache"), getattr(args, "fill", "remainder")
+    policies = method_policies(headmap, args.grid.fractions, length, args.seed, scope, fill)
+    counted = set() if scope == "cache" else sliding  # layers outside the budget's scope
     forced: dict[str, list[float]] = {"full": [], **{k: [] for k in policies}}
     losses: dict[str, list[float]] = {k: [] for k in forced}
     nbytes: dict[str, int] = {}
@@ -100,7 +114,7 @@ def run_ours(loaded: Any, headmap: dict[str, Any], samples: list[dict[str, Any]]
             for name, make in makers.items():
                 cache = make()
                 if i == 0:  # bytes held right after the prefill
-                    nbytes[name], total[name] = global_nbytes(cache, sliding), cache_nbytes(cache)
+                    nbytes[name], total[name] = global_nbytes(cache, counted), cache_nbytes(cache)
                 f, loss = score_context(model, cache, sample)
                 forced[name] += f
                 losses[name].append(loss)

@@ -154,7 +154,7 @@ def make_presses(job: dict[str, Any], fraction: float, work: Path) -> dict[str, 
     retrieval = KVPolicy.from_json(policies[f"atlas_retrieval@{fraction}"])
     headkv = KVPolicy.from_json(policies[f"atlas_headkv@{fraction}"])
     duo_dir = export_duo(retrieval, work / f"duo-{job['model_name']}-{job['length']}-{fraction}")
-    n_streaming = sum(not h.full for h in retrieval.heads)
+    n_streaming = sum(not h.full for h in retrieval.planned)
     return {
         "streaming_llm": (StreamingLLMPress(compression_ratio=1 - fraction), None),
         "snapkv": (SnapKVPress(compression_ratio=1 - fraction), None),

@@ -237,10 +237,14 @@ class PolicyCache(Cache):
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
         group = text.num_attention_heads // (getattr(text, "num_key_value_heads", None) or text.num_attention_heads)
         types = getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers
+        own = getattr(text, "sliding_window", None) if "sliding_attention" in types else None
+        local = min(policy.local_window or own, own) if own else None
         layers: list[Any] = []
         for i, kind in enumerate(types):
-            if kind == "sliding_attention":  # already a window; the policy applies to global layers
-                layers.append(DynamicSlidingWindowLayer(sliding_window=text.sliding_window))
+            if kind == "sliding_attention":  # already a window: the model's, or the policy's shorter one (every
+                # sliding layer alike, since transformers builds one mask for all of them)
+                assert local is not None
+                layers.append(DynamicSlidingWindowLayer(sliding_window=local))
             else:
                 layers.append(
                     PolicyLayer(policy.layer(i), group, index=i, masked=masked, compensation=policy.compensation)

@@ -29,6 +29,19 @@ def plan_command(
     duo_dir: Annotated[
         Path | None, typer.Option("--duo-dir", help="Also write DuoAttention's pattern format here.")
     ] = None,
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="What the budget is a fraction of: cache (every layer, sliding-window layers at their window) "
+            "or global (the global layers only; the first version)."
+        ),
+    ] = "cache",
+    fill: Annotated[
+        str,
+        typer.Option(
+            help="retrieval/razor: remainder (the head after the full ones gets what is left) or whole (whole heads)."
+        ),
+    ] = "remainder",
     compensation: Annotated[
         bool,
         typer.Option(
@@ -41,16 +54,25 @@ def plan_command(
     if out.is_dir():
         raise InvalidSettingError(f"--out {out} is a directory; give a file name")
     policy = plan_from_scan(
-        scan_dir, rule=rule, budget=budget, context=context, sink=sink, recent=recent, compensation=compensation
+        scan_dir,
+        rule=rule,
+        budget=budget,
+        context=context,
+        sink=sink,
+        recent=recent,
+        compensation=compensation,
+        scope=scope,
+        fill=fill,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     policy.save(out)
     if duo_dir is not None:
         export_duo(policy, duo_dir)
     n_full = sum(h.full for h in policy.planned)
+    local = f", local layers keep {policy.local_window}" if policy.local_window else ""
     Console().print(
         f"{policy.model.get('name')}: rule {rule}, {n_full}/{len(policy.planned)} KV heads full, streaming heads keep "
-        f"{policy.sink} sink + {policy.recent} recent{' + a compensation token' if compensation else ''}; "
+        f"{policy.sink} sink + {policy.recent} recent{' + a compensation token' if compensation else ''}{local}; "
         f"holds {policy.kv_fraction():.1%} of the cache at {context} "
         f"tokens -> {out}" + (f" (DuoAttention pattern: {duo_dir})" if duo_dir else "")
     )

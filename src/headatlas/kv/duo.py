@@ -31,7 +31,7 @@ def gate_table(policy: KVPolicy) -> list[list[float]]:
     for layer in range(policy.n_layers):
         row = []
         for h in policy.layer(layer):
-            if h.full:
+            if h.full or h.sliding:  # a sliding-window layer is the model's, not a DuoAttention decision
                 row.append(1.0)
             else:
                 row.append(0.5 * max(h.score, 0.0) / top if top > 0 else 0.0)

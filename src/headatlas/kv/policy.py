@@ -17,11 +17,26 @@ when any query head reading it needs the context):
 mean key and mean value of the tokens it dropped, attended as if it were all of them (its score counts
 ``n_dropped`` times); one more entry per streaming head.
 
-Layers the model already restricts to a sliding window (Gemma 3: ``model.sliding_layers`` of the scan)
-keep their own window; the policy and its budget cover the global layers only.
+How the ranking rules spend the budget (``fill``): the top heads keep the full cache, as many as the budget
+holds rounded to the nearest head; ``remainder`` (default) gives what rounding left over to the next head as a
+longer recent window, so the policy holds its budget even when few KV heads decide it (Gemma 3 270M: three
+global KV heads, where whole heads alone hold 0.38 or 0.69 of them; HeadKV's point that a budget need not be
+all-or-nothing per head). ``whole`` (the first version): the rounded number of whole heads only.
 
-The budget is the fraction of the full cache held at ``context`` tokens. Only the file format of a scan
-is read (``headatlas.headmap/1``), never the scan's code.
+Layers the model already restricts to a sliding window (Gemma 3: ``model.sliding_layers`` of the scan) are
+streaming heads whose window the model fixed (DuoAttention's streaming heads; RazorAttention's
+non-retrieval heads). ``scope`` says what the budget is a fraction of:
+
+* ``cache`` (default): the bytes the model's full cache really holds, local layers at their window. Local
+  layers hold a plain window of ``sink + recent`` tokens (no more than the model's window; no sink, since the
+  model's local attention never reads one), all alike (transformers builds one mask for every sliding
+  layer); the global heads share what is left. Spending a global head's full cache is worth more than a
+  local layer's last few hundred tokens, which its own window drops anyway.
+* ``global`` (the first version): the global layers only; local layers keep their own window, outside the
+  budget.
+
+Without sliding layers the two scopes are the same. Only the file format of a scan is read
+(``headatlas.headmap/1``), never the scan's code.
 """
 
 from __future__ import annotations
@@ -38,6 +53,8 @@ from ..fileio import write_atomic
 
 Rule = Literal["retrieval", "razor", "headkv"]
 RULES: tuple[str, ...] = get_args(Rule)
+SCOPES = ("cache", "global")
+FILLS = ("remainder", "whole")
 POLICY_FORMAT = "headatlas.kvpolicy/1"
 HEADMAP_FORMAT = "headatlas.headmap/1"
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -57,7 +74,7 @@ class HeadPolicy:
     score: float
     sink: int = 0
     recent: int | None = None
-    sliding: bool = False  # a sliding-window layer of the model: not the policy's to change
+    sliding: bool = False  # a sliding-window layer of the model: its window, or (scope cache) sink + recent
 
     @property
     def full(self) -> bool:
@@ -84,11 +101,38 @@ class KVPolicy:
     heads: tuple[HeadPolicy, ...]
     scan: Mapping[str, Any] = field(default_factory=dict)
     compensation: bool = False
+    scope: str = "global"  # what the budget is a fraction of: "cache" (every layer) or "global" (global layers)
+    fill: str = "whole"  # ranking rules: "remainder" (the next head gets what is left) or "whole" heads only
 
     @property
     def planned(self) -> tuple[HeadPolicy, ...]:
-        """The heads the policy decides (global layers)."""
+        """The heads the rule ranks (global layers)."""
         return tuple(h for h in self.heads if not h.sliding)
+
+    @property
+    def sliding_window(self) -> int | None:
+        """The model's own window on its sliding-window layers (None: no such layers)."""
+        value = self.model.get("sliding_window")
+        return int(value) if value else None
+
+    @property
+    def local_window(self) -> int | None:
+        """The window the policy gives the sliding-window layers (None: the model's own)."""
+        windows = {h.sink + h.recent for h in self.heads if h.sliding and h.recent is not None}
+        return min(windows) if windows else None
+
+    def _counted(self) -> tuple[HeadPolicy, ...]:
+        return self.heads if self.scope == "cache" else self.planned
+
+    def _cap(self, h: HeadPolicy, length: int) -> int:
+        """Tokens the model's own full cache holds for this head after ``length`` tokens."""
+        window = self.sliding_window
+        return min(length, window) if h.sliding and window else length
+
+    def _held(self, h: HeadPolicy, length: int) -> int:
+        if h.sliding:
+            return min(self._cap(h, length), h.held(length))
+        return h.held(length, self.compensation)
 
     @property
     def n_layers(self) -> int:
@@ -107,8 +151,8 @@ class KVPolicy:
     def kv_fraction(self, length: int | None = None) -> float:
         """Fraction of the full cache held after ``length`` tokens (default: the planning context)."""
         n = self.context if length is None else length
-        heads = self.planned
-        return sum(h.held(n, self.compensation) for h in heads) / (len(heads) * n)
+        heads = self._counted()
+        return sum(self._held(h, n) for h in heads) / sum(self._cap(h, n) for h in heads)
 
     @property
     def full_fraction(self) -> float:
@@ -131,6 +175,8 @@ class KVPolicy:
             "sink": self.sink,
             "recent": self.recent,
             "compensation": self.compensation,
+            "scope": self.scope,
+            "fill": self.fill,
             "kv_fraction": round(self.kv_fraction(), 6),
             "full_fraction": round(self.full_fraction, 6),
             "model": dict(self.model),
@@ -168,6 +214,8 @@ class KVPolicy:
             heads=heads,
             scan=dict(data.get("scan", {})),
             compensation=bool(data.get("compensation", False)),
+            scope=str(data.get("scope", "global")),
+            fill=str(data.get("fill", "whole")),
         )
 
     @classmethod
@@ -272,10 +320,16 @@ def plan(
     recent: int | None = None,
     scan: Mapping[str, Any] | None = None,
     compensation: bool = False,
+    scope: str = "cache",
+    fill: str = "remainder",
 ) -> KVPolicy:
-    """Plan a policy holding ``budget`` of the full cache at ``context`` tokens (of the global layers)."""
+    """Plan a policy holding ``budget`` of the full cache at ``context`` tokens (``scope``: see the module)."""
     if rule not in RULES:
         raise InvalidSettingError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)}")
+    if scope not in SCOPES:
+        raise InvalidSettingError(f"unknown scope {scope!r}; valid scopes are {', '.join(SCOPES)}")
+    if fill not in FILLS:
+        raise InvalidSettingError(f"unknown fill {fill!r}; valid fills are {', '.join(FILLS)}")
     if compensation and rule != "razor":
         raise InvalidSettingError(f"the compensation token is RazorAttention's: use it with rule 'razor', not {rule!r}")
     if not (isinstance(budget, (int, float)) and 0 < budget <= 1) or math.isnan(budget):
@@ -305,35 +359,54 @@ def plan(
     kv_scores = [[max(q_scores[layer][k * group : (k + 1) * group]) for k in range(n_kv)] for layer in range(n_layers)]
     flat = [(kv_scores[la][k], la, k) for la in range(n_layers) if la not in sliding for k in range(n_kv)]
     total = len(flat)
+    model_window = int(model.get("sliding_window") or 0) or None
+    local: int | None = None  # the window the sliding layers get (None: their own)
+    pool = budget * context * total  # tokens x heads the global heads may hold
+    if scope == "cache" and sliding and model_window and budget < 1:
+        local, pool = _local_window(budget, context, min(context, model_window), len(sliding) * n_kv, total, window)
+        if local < recent:
+            raise InvalidSettingError(
+                f"budget {budget} of the cache at {context} tokens leaves the sliding-window layers {local} tokens, "
+                f"fewer than recent = {recent}; raise --budget or --context, or lower --sink/--recent"
+            )
     held = [float(window)] * total  # per KV head, in flat order
+    order = sorted(range(total), key=lambda i: (-flat[i][0], flat[i][1], flat[i][2]))
     if budget >= 1 or window >= context:
         held = [float(context)] * total
     elif rule == "headkv":
-        held = _share(flat, budget * context * total, float(window), float(context))
+        held = _share(flat, pool, float(window), float(context))
     else:
-        n_full = round((budget * context - window) / (context - window) * total)
-        order = sorted(range(total), key=lambda i: (-flat[i][0], flat[i][1], flat[i][2]))
+        n_full = min(total, round((pool - window * total) / (context - window)))
         for i in order[:n_full]:
             held[i] = float(context)
+        left = pool - window * total - n_full * (context - window)
+        if fill == "remainder" and n_full < total and left > 0:  # what rounding left over: the next head
+            held[order[n_full]] += min(float(context - window), left)
     by_head = {(la, k): held[i] for i, (_, la, k) in enumerate(flat)}
     heads = []
     for la in range(n_layers):
         for k in range(n_kv):
             share = by_head.get((la, k), float(context))
             full = share >= context
+            if la in sliding:  # a plain window: the model's own, or (scope cache) ``local`` tokens
+                head_sink, head_recent = 0, local
+            else:
+                head_sink = 0 if full else sink
+                head_recent = None if full else round(share) - sink - (1 if compensation else 0)
             heads.append(
                 HeadPolicy(
                     layer=la,
                     kv_head=k,
                     query_heads=tuple(range(k * group, (k + 1) * group)),
                     score=round(kv_scores[la][k], 6),
-                    sink=0 if full else sink,
-                    recent=None if full else round(share) - sink - (1 if compensation else 0),
+                    sink=head_sink,
+                    recent=head_recent,
                     sliding=la in sliding,
                 )
             )
     meta = {k: model.get(k) for k in ("name", "sha256", "architecture", "n_layers", "n_heads", "n_kv_heads")}
     meta["sliding_layers"] = sorted(sliding)
+    meta["sliding_window"] = model_window
     return KVPolicy(
         rule=rule,
         budget=float(budget),
@@ -344,7 +417,23 @@ def plan(
         heads=tuple(heads),
         scan=dict(scan or {}),
         compensation=compensation,
+        scope=scope,
+        fill=fill,
     )
+
+
+def _local_window(budget: float, context: int, own: int, n_local: int, n_global: int, window: int) -> tuple[int, float]:
+    """(tokens each sliding-layer head holds, tokens x heads left to the global heads) under scope ``cache``.
+
+    The local heads hold the streaming window (at most their own); less when the global heads' streaming
+    windows would not fit otherwise, more (up to their own) when every global head is full already."""
+    target = budget * (context * n_global + own * n_local)
+    local = min(own, window)
+    if target - local * n_local < window * n_global:
+        local = math.floor((target - window * n_global) / n_local)
+    elif target - local * n_local > context * n_global:
+        local = min(own, math.floor((target - context * n_global) / n_local))
+    return local, target - local * n_local
 
 
 def _share(flat: list[tuple[float, int, int]], total: float, floor: float, cap: float) -> list[float]:

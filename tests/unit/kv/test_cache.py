@@ -97,6 +97,29 @@ def test_sliding_layers_keep_their_own_window_and_agree_with_the_simulation():
     assert real[0] == masked[0]
 
 
+def test_cache_scope_shortens_every_sliding_layer_and_agrees_with_the_simulation():
+    loaded = tiny_gemma3(layers=4, window=8)  # layers 0 and 2 slide (window 8), 1 and 3 are global
+    cfg = loaded.model.config
+    table = torch.rand(4, 4, generator=torch.Generator().manual_seed(1)).tolist()
+    hm = synthetic_headmap({"retrieval": table}, n_kv=1, sliding=([0, 2], 8))
+    policy = plan(hm, budget=0.5, context=48, sink=1, recent=4)
+    assert policy.local_window == 5
+    ids, chunk = torch.randint(2, 300, (1, 48)), torch.randint(2, 300, (1, 3))
+    ours = PolicyCache(policy, cfg)
+    real = run(loaded.model, ours, ids, chunk, steps=6)
+    masked = run(loaded.model, PolicyCache(policy, cfg, masked=True), ids, chunk, steps=6)
+    assert real[0] == masked[0]
+    assert [ours.layers[i].keys.shape[-2] for i in (0, 2)] == [4, 4]  # a window of 5: the last 4 between steps
+    own = run(
+        loaded.model,
+        PolicyCache(plan(hm, budget=0.5, context=48, sink=1, recent=4, scope="global"), cfg),
+        ids,
+        chunk,
+        steps=6,
+    )
+    assert not all(torch.equal(a, b) for a, b in zip(real[1], own[1], strict=True))  # the shorter window is used
+
+
 def test_model_that_does_not_match_the_scan_is_refused():
     loaded = tiny_llama("gqa", layers=2)
     with pytest.raises(InvalidSettingError, match="does not match the scan"):

@@ -35,6 +35,8 @@ def test_plan_writes_policy_and_duo_pattern(tmp_path, capsys):
         (["--rule", "snapkv"], "valid rules are"),
         (["--budget", "0.05"], "streaming window"),
         (["--rule", "retrieval", "--compensation"], "compensation token is RazorAttention's"),
+        (["--scope", "layers"], "valid scopes are cache, global"),
+        (["--fill", "all"], "valid fills are remainder, whole"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
@@ -65,10 +67,27 @@ def test_plan_with_the_compensation_token(tmp_path, capsys):
     assert "compensation token" in capsys.readouterr().out
 
 
-def test_gemma_scan_plans_only_its_global_layers(tmp_path, capsys):
+def test_gemma_scan_budget_counts_the_sliding_layers_at_their_window(tmp_path, capsys):
     gemma = ATLAS.parent / "gemma3-270m"
     out = tmp_path / "policy.json"
-    code = main(["kv", "plan", str(gemma), "--rule", "headkv", "--budget", "0.5", "--out", str(out)])
+    code = main(["kv", "plan", str(gemma), "--rule", "retrieval", "--budget", "0.5", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    policy = json.loads(out.read_text())
+    assert policy["scope"] == "cache" and policy["fill"] == "remainder"
+    local = [h for h in policy["heads"] if h["layer"] in set(policy["model"]["sliding_layers"])]
+    # at 2048 tokens the local layers (window 512) hold the streaming window, 128 tokens, as a plain window
+    assert len(local) == 15 and all(h["sink"] == 0 and h["recent"] == 128 for h in local)
+    # full cache: 3 x 2048 + 15 x 512 tokens; half of it leaves two global KV heads full and a longer third one
+    assert [h["full"] for h in policy["heads"] if h not in local].count(True) == 2
+    assert abs(policy["kv_fraction"] - 0.5) < 0.005
+    assert "local layers keep 128" in capsys.readouterr().out
+
+
+def test_gemma_scan_plans_only_its_global_layers_in_scope_global(tmp_path, capsys):
+    gemma = ATLAS.parent / "gemma3-270m"
+    out = tmp_path / "policy.json"
+    args = ["kv", "plan", str(gemma), "--rule", "headkv", "--budget", "0.5", "--scope", "global", "--out", str(out)]
+    code = main(args)
     assert code == 0, capsys.readouterr().err
     policy = json.loads(out.read_text())
     sliding = set(policy["model"]["sliding_layers"])

@@ -24,7 +24,9 @@ def razor_policy(compensation: bool = True, n_kv: int = 2):
     gen = torch.Generator().manual_seed(1)
     table = torch.rand(3, 4, generator=gen).tolist()
     hm = synthetic_headmap({"induction": table, "duplicate_token": table}, n_kv=n_kv)
-    return plan(hm, rule="razor", budget=0.5, context=Q, sink=SINK, recent=RECENT, compensation=compensation)
+    return plan(
+        hm, rule="razor", budget=0.5, context=Q, sink=SINK, recent=RECENT, compensation=compensation, fill="whole"
+    )
 
 
 def test_compensation_sums_are_the_dropped_keys_and_values():

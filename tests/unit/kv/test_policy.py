@@ -109,3 +109,59 @@ def test_missing_or_foreign_scan_is_refused(tmp_path):
 def test_unknown_rule_lists_the_valid_ones():
     with pytest.raises(InvalidSettingError, match="retrieval, razor, headkv"):
         plan_from_scan(ATLAS, rule="snap")
+
+
+def gemma_like(n_global_kv: int = 3) -> dict:
+    """Six layers, one KV head each: layers 2 and 5 global, the rest sliding (window 16), like Gemma 3."""
+    scores = [[0.1 * (la + 1)] * 2 for la in range(6)]
+    return synthetic_headmap({"retrieval": scores}, n_kv=1, sliding=([0, 1, 3, 4], 16))
+
+
+def test_remainder_fill_holds_the_budget_when_few_heads_decide_it():
+    three = synthetic_headmap({"retrieval": [[0.9], [0.5], [0.1]]}, n_kv=1)  # three KV heads, as Gemma's globals
+    whole = plan(three, budget=0.5, context=100, sink=2, recent=8, fill="whole")
+    rest = plan(three, budget=0.5, context=100, sink=2, recent=8)
+    assert full_set(whole) == full_set(rest) == {(0, 0)}  # round((150 - 30) / 90) = 1 whole head either way
+    assert whole.kv_fraction() == pytest.approx(120 / 300)
+    assert rest.kv_fraction() == pytest.approx(0.5)  # the 30 left over go to the next head by rank
+    assert rest.head(1, 0).sink == 2 and rest.head(1, 0).recent == 38 and rest.head(2, 0).recent == 8
+
+
+def test_cache_scope_counts_sliding_layers_at_their_window():
+    hm = gemma_like()
+    cache = plan(hm, budget=0.5, context=64, sink=2, recent=6)
+    old = plan(hm, budget=0.5, context=64, sink=2, recent=6, scope="global", fill="whole")
+    # full cache: 2 global heads x 64 + 4 sliding x 16 = 192 tokens; half is 96; the local layers hold 8 each
+    assert cache.local_window == 8 and old.local_window is None
+    assert all(h.sliding and h.sink == 0 and h.recent == 8 for h in cache.heads if h.layer in (0, 1, 3, 4))
+    assert all(h.full for h in old.heads if h.sliding)
+    # 96 - 32 = 64 tokens for the globals: the top one full (rounded up from 0.86 of a head), the other its window
+    assert full_set(cache) == {(5, 0)}
+    assert cache.kv_fraction() == pytest.approx((32 + 64 + 8) / 192)
+    assert old.kv_fraction() == pytest.approx((64 + 8) / 128)  # of the global layers only
+
+
+def test_cache_scope_sizes_the_local_window_to_the_budget():
+    hm = gemma_like()
+    grown = plan(hm, budget=0.9, context=64, sink=2, recent=6)  # both globals full: the rest to the locals
+    assert {h.layer for h in grown.heads if h.full} == {2, 5} and grown.local_window == 11
+    shrunk = plan(hm, budget=0.25, context=64, sink=2, recent=6)  # 48 tokens: globals 2 x 8, locals 8 each
+    assert shrunk.local_window == 8 and shrunk.kv_fraction() == pytest.approx(0.25)
+    with pytest.raises(InvalidSettingError, match="sliding-window layers 5 tokens, fewer than recent = 6"):
+        plan(hm, budget=0.2, context=64, sink=2, recent=6)
+    assert plan(hm, budget=1.0, context=64, sink=2, recent=6).local_window is None
+
+
+def test_old_policy_files_load_as_scope_global_whole():
+    policy = plan(gemma_like(), budget=0.5, context=64, sink=2, recent=6)
+    data = policy.to_json()
+    assert KVPolicy.from_json(data) == policy
+    del data["scope"], data["fill"]
+    old = KVPolicy.from_json(data)
+    assert old.scope == "global" and old.fill == "whole"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [("scope", "layers", "valid scopes"), ("fill", "x", "fills")])
+def test_unknown_scope_or_fill_is_refused(key, value, message):
+    with pytest.raises(InvalidSettingError, match=message):
+        plan(gemma_like(), budget=0.5, context=64, sink=2, recent=6, **{key: value})
