@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_side(args.child, args.model, types, args.verify)))
         return 0
     order = ["plain", "scan", *([] if args.no_copies else ["copies"]), *(["types"] if args.per_type else [])]
-    sides = {}
+    sides: dict[str, dict[str, Any]] = {}
     for side in order:
         sides[side] = _child(side, args)
         print(f"  {side} done", file=sys.stderr, flush=True)
