@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
+from .causal.interventions import active_budget
 from .errors import InvalidSettingError, TaskUnavailable
 from .headmap import HeadMap
 from .heads import HeadType, resolve_head_types
@@ -51,6 +52,42 @@ def _forward(loaded: LoadedModel, batch: ProbeBatch, callback: PatternCallback) 
     return output.logits, keep
 
 
+def forward_bytes(loaded: LoadedModel, batch: ProbeBatch) -> int:
+    """About what one census pass over ``batch`` holds beyond the weights (float32): the logits at its kept rows,
+    one layer's activations (residual stream, query/key/value, MLP) and one layer's selected probabilities."""
+    n_samples, n_tokens = batch.input_ids.shape
+    f = loaded.facts
+    ffn = int(getattr(loaded.model.config, "intermediate_size", None) or 4 * f.d_model)
+    kept = int(batch.rows.clamp(min=0).flatten().unique().numel())
+    logits = n_samples * kept * f.vocab_size
+    layer = n_samples * n_tokens * (6 * f.d_model + 4 * ffn)
+    probs = n_samples * f.n_heads * batch.rows.shape[1] * n_tokens
+    return 4 * (logits + layer + 2 * probs)
+
+
+def fit_budget(loaded: LoadedModel, batch: ProbeBatch, budget: int | None) -> list[ProbeBatch]:
+    """``batch`` split by samples, in order, into parts whose :func:`forward_bytes` fit ``budget`` (a part of one
+    sample may not; ``None``: no bound). Each sample's scores do not depend on its batch companions beyond
+    float rounding."""
+    size = int(batch.input_ids.shape[0])
+    if budget is None or size == 1 or forward_bytes(loaded, batch) <= budget:
+        return [batch]
+    half = size // 2
+    return [
+        *fit_budget(loaded, _samples(batch, 0, half), budget),
+        *fit_budget(loaded, _samples(batch, half, size), budget),
+    ]
+
+
+def _samples(batch: ProbeBatch, start: int, stop: int) -> ProbeBatch:
+    return ProbeBatch(
+        input_ids=batch.input_ids[start:stop],
+        attention_mask=batch.attention_mask[start:stop],
+        rows=batch.rows[start:stop],
+        extras={k: v[start:stop] for k, v in batch.extras.items()},
+    )
+
+
 def _reduce_into(
     scores: dict[str, torch.Tensor], types: list[HeadType], batch: ProbeBatch, layer: int, probs: torch.Tensor
 ) -> None:
@@ -65,7 +102,7 @@ def _probe_diagnostics(probe_id: str, batch: ProbeBatch, logits: torch.Tensor, k
     targets = batch.input_ids.gather(1, (batch.rows + 1).clamp(max=batch.input_ids.shape[1] - 1))
     index = {int(p): i for i, p in enumerate(keep.tolist())}
     cols = torch.tensor([[index[int(p)] for p in row] for row in batch.rows.clamp(min=0).tolist()])
-    predicted = logits.gather(1, cols.to(logits.device)[:, :, None].expand(-1, -1, logits.shape[-1])).argmax(-1)
+    predicted = logits.argmax(-1).gather(1, cols.to(logits.device))  # top-1 per kept position, then per row
     real = (batch.rows >= 0) & (batch.rows + 1 < batch.input_ids.shape[1])
     if probe_id == "repeated_tokens":  # only the second copy is predictable
         real &= batch.rows > batch.extras["period"][:, None]
@@ -91,15 +128,17 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
             probe_info[probe_id] = {"n_samples": 0, "unavailable": window_note, "head_types": [t.id for t in types]}
             continue
         tokens, accuracy = 0, {"correct": 0, "total": 0}
-        for done, batch in enumerate(batches, start=1):
-            batch_on = batch.to(loaded.device)
-            scores = {t.id: torch.full((batch.input_ids.shape[0], n_layers, n_heads), float("nan")) for t in types}
-            logits, keep = _forward(loaded, batch_on, functools.partial(_reduce_into, scores, types, batch_on))
-            for t in types:
-                per_sample[t.id].append(scores[t.id])
-            diag = _probe_diagnostics(probe_id, batch_on, logits, keep)
-            accuracy = {k: accuracy[k] + diag[k] for k in accuracy}
-            tokens += int(batch.attention_mask.sum())
+        for done, whole in enumerate(batches, start=1):
+            for batch in fit_budget(loaded, whole, active_budget()):
+                batch_on = batch.to(loaded.device)
+                scores = {t.id: torch.full((batch.input_ids.shape[0], n_layers, n_heads), float("nan")) for t in types}
+                logits, keep = _forward(loaded, batch_on, functools.partial(_reduce_into, scores, types, batch_on))
+                for t in types:
+                    per_sample[t.id].append(scores[t.id])
+                diag = _probe_diagnostics(probe_id, batch_on, logits, keep)
+                accuracy = {k: accuracy[k] + diag[k] for k in accuracy}
+                del logits, batch_on
+            tokens += int(whole.attention_mask.sum())
             if progress is not None:
                 progress(probe_id, done, len(batches))
         probe_info[probe_id] = {

@@ -73,7 +73,10 @@ def scan(
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
     max_memory: Annotated[
         str | None,
-        typer.Option("--max-memory", help="Working memory a batched sweep may hold beyond the model, e.g. 1GB."),
+        typer.Option(
+            "--max-memory",
+            help="Working memory a batched step may hold beyond the model, e.g. 1GB (default: 1/4 of free memory).",
+        ),
     ] = None,
     device_map: Annotated[str | None, typer.Option("--device-map", help="'auto' spreads the model (accelerate).")] = (
         None

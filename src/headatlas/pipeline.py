@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .causal.interventions import memory_budget
+from .causal.interventions import default_budget, memory_budget
 from .causal.verify import VerifySettings, verify_headmap
 from .census import Progress, ScanSettings, run_census
 from .errors import InvalidSettingError
@@ -79,8 +79,9 @@ def run_scan(
     ``verification`` record per head type), with ``verify_settings`` or the defaults at the scan's seed.
     ``patterns=False`` skips the attention-pattern capture. ``stability_seeds`` reruns the census with those
     seeds too and records, per type, how far the members and scores agree (:mod:`headatlas.stability`).
-    ``max_memory`` (bytes) bounds what a batched sweep of the task types holds beyond the model
-    (:func:`headatlas.causal.interventions.memory_budget`).
+    ``max_memory`` (bytes) bounds what a batched step holds beyond the model
+    (:func:`headatlas.causal.interventions.memory_budget`); ``None``: a quarter of the memory free when the
+    scan starts, on the model's device (:func:`~headatlas.causal.interventions.default_budget`).
     Nothing is written or stored (see ``publish``).
     """
     settings = settings or ScanSettings()
@@ -96,7 +97,7 @@ def run_scan(
         if isinstance(model, LoadedModel)
         else load_model(model, device=device, dtype=dtype, device_map=device_map)
     )
-    with memory_budget(max_memory):
+    with memory_budget(max_memory if max_memory is not None else default_budget(loaded.device)):
         headmap = run_census(loaded, settings, progress=progress)
         if others:
             again = [run_census(loaded, other) for other in other_settings]

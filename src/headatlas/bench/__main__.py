@@ -15,6 +15,7 @@ BENCHMARKS = {
     "cli": "headatlas.bench.cli",
     "kv": "headatlas.bench.kv",
     "scale": "headatlas.bench.scale",
+    "scan": "headatlas.bench.scan",
 }
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidSettingError
-from ..lens import OutputHook, PatternTap, session
+from ..lens import OutputHook, PatternTap, SharedPrefix, session
 from ..models.facts import ModelFacts
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch
@@ -414,16 +414,78 @@ def memory_budget(max_bytes: int | None) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
-def row_bytes(prefix: Prefix, vocab_size: int) -> int:
-    """Bytes one prompt row of a sweep pass holds: its copy of the prefix cache and its logits (float32, x3
-    for the reductions' temporaries)."""
-    cache_bytes = 0
-    for layer in getattr(prefix.cache, "layers", []):
+ATTENTION_CHUNK_BYTES = 64 * 2**20
+"""Keys and values a chunk of sweep rows holds at once in one layer (prefix included), without a budget."""
+
+
+def _cache_layers(prefix: Prefix) -> list[Any]:
+    return list(getattr(prefix.cache, "layers", []))
+
+
+def _tensor_bytes(layers: Iterable[Any]) -> int:
+    total = 0
+    for layer in layers:
         for name in ("keys", "values"):
             tensor = getattr(layer, name, None)
             if isinstance(tensor, torch.Tensor):
-                cache_bytes += tensor.numel() * tensor.element_size()
-    return cache_bytes // max(prefix.batch, 1) + 3 * 4 * vocab_size
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def shares_prefix(prefix: Prefix) -> bool:
+    """Whether the sweep rows can read ``prefix``'s cache in place (:func:`shared_cache`): a dynamic cache
+    whose layers grow by concatenation (full or sliding window), as transformers builds by default."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    layers = _cache_layers(prefix)
+    return bool(layers) and all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers)
+
+
+DEFAULT_BUDGET_SHARE = 0.25
+"""Share of the free memory (RAM, or the GPU's) a scan's batched steps may hold when no budget is given."""
+
+
+def default_budget(device: torch.device | str = "cpu") -> int | None:
+    """:data:`DEFAULT_BUDGET_SHARE` of the memory free now on ``device`` (``MemAvailable``, or the CUDA device's
+    free memory), in bytes; ``None`` where that cannot be read (no bound)."""
+    where = torch.device(device)
+    if where.type == "cuda" and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(where)
+        return int(free * DEFAULT_BUDGET_SHARE)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * DEFAULT_BUDGET_SHARE)
+    except OSError:
+        return None
+    return None
+
+
+_COPY_PREFIX: contextvars.ContextVar[bool] = contextvars.ContextVar("headatlas_copy_prefix", default=False)
+
+
+@contextlib.contextmanager
+def prefix_copies() -> Iterator[None]:
+    """Inside the block, sweeps copy the prefix cache once per setting (the way they ran before the rows read it
+    in place): the baseline of ``python -m headatlas.bench scan``. Same answers, more memory."""
+    token = _COPY_PREFIX.set(True)
+    try:
+        yield
+    finally:
+        _COPY_PREFIX.reset(token)
+
+
+def active_budget() -> int | None:
+    """The bytes the active :func:`memory_budget` allows (``None``: no bound)."""
+    return _BUDGET.get()
+
+
+def row_bytes(prefix: Prefix, vocab_size: int) -> int:
+    """Bytes one prompt row of a sweep pass holds: its logits (float32, x3 for the reductions' temporaries) and,
+    where the prefix cannot be shared (:func:`shares_prefix`), its own copy of the prefix cache."""
+    cache_bytes = 0 if shares_prefix(prefix) else _tensor_bytes(_cache_layers(prefix)) // max(prefix.batch, 1)
+    return cache_bytes + 3 * 4 * vocab_size
 
 
 def budget_rows(prefix: Prefix, vocab_size: int, max_rows: int) -> int:
@@ -432,6 +494,39 @@ def budget_rows(prefix: Prefix, vocab_size: int, max_rows: int) -> int:
     if budget is None:
         return max_rows
     return max(prefix.batch, min(max_rows, budget // row_bytes(prefix, vocab_size)))
+
+
+def shared_cache(prefix: Prefix, rows: int, n_heads: int) -> tuple[Any, SharedPrefix]:
+    """A cache for ``rows`` sweep rows (row i continues prompt ``i mod prefix.batch``) that reads the prefix's
+    keys and values in place instead of copying them per row, and the lens's :class:`SharedPrefix` that
+    prepends them. The view reports the prefix's lengths (positions and masks come out as for a copy) and
+    keeps nothing: ``prefix.cache`` is left as it was, ready for the next pass."""
+    layers = _cache_layers(prefix)
+    view = copy.copy(prefix.cache)
+    view.layers = [_pass_through(layer) for layer in layers]
+    longest = max((int(layer.keys.shape[-2]) for layer in layers), default=0) + int(prefix.rest.shape[1])
+    dim = max((int(layer.keys.shape[-1]) for layer in layers), default=1)
+    per_row = 2 * 2 * n_heads * longest * dim * 4  # keys and values, prefixed and as SDPA expands them
+    budget = _BUDGET.get()
+    limit = ATTENTION_CHUNK_BYTES if budget is None else min(ATTENTION_CHUNK_BYTES, max(budget // 4, 1))
+    shared = SharedPrefix(
+        layer=lambda index: (layers[index].keys, layers[index].values) if index < len(layers) else None,
+        index=torch.arange(prefix.batch, device=prefix.rest.device).repeat(rows // prefix.batch),
+        chunk_rows=max(1, limit // per_row),
+    )
+    return view, shared
+
+
+def _pass_through(layer: Any) -> Any:
+    """A shallow copy of a cache layer whose ``update`` keeps nothing and hands back only the new keys and
+    values (the lens's :class:`SharedPrefix` adds the prefix)."""
+    view = copy.copy(layer)
+
+    def update(key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return key_states, value_states
+
+    view.update = update
+    return view
 
 
 class _Stop(Exception):
@@ -449,6 +544,7 @@ def sweep_last(
     tap_layers: frozenset[int] | None = None,
     on_probs: Callable[[int, int, torch.Tensor], None] | None = None,
     max_rows: int = 512,
+    share_prefix: bool | None = None,
 ) -> torch.Tensor:
     """For each setting (a head, or ``None`` for no intervention), replace that head's output at the prefix's
     position (the last one unless :func:`run_prefix` was given another) by ``values(layer)`` ([B, H, D]) and
@@ -457,16 +553,25 @@ def sweep_last(
     With ``tap_layers``, ``on_probs(first_setting, layer, probs [S_chunk * B, H, 1, K])`` receives the patched
     position's attention in those layers (the lens computes them for that one row only). With ``reduce=None``
     only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
-    unembedding) and the result is empty. Each pass holds a copy of the prefix cache per setting it runs:
-    ``max_rows`` bounds settings x prompts per pass, and an active :func:`memory_budget` may lower it.
+    unembedding) and the result is empty. ``max_rows`` bounds settings x prompts per pass, and an active
+    :func:`memory_budget` may lower it. The rows read the prefix's cache in place (:func:`shared_cache`; the
+    answers are bit for bit those of a copy per row); ``share_prefix=False`` (default: unless inside
+    :func:`prefix_copies`), or a cache kind the lens cannot read in place, copies the prefix cache once per
+    setting instead.
     """
     masks = settings_masks(heads, loaded.facts)
     replacement = StepReplacement(values)
     kept: list[torch.Tensor] = []
+    if share_prefix is None:
+        share_prefix = not _COPY_PREFIX.get()
+    shared = share_prefix and shares_prefix(prefix)
     for part in passes(len(heads), prefix.batch, budget_rows(prefix, loaded.facts.vocab_size, max_rows)):
         copies = part.stop - part.start
-        cache = copy.deepcopy(prefix.cache)
-        cache.batch_select_indices(torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies))
+        if shared:
+            cache, reads = shared_cache(prefix, copies * prefix.batch, loaded.facts.n_heads)
+        else:  # a cache kind the lens cannot read in place: a copy of the prefix per setting
+            cache, reads = copy.deepcopy(prefix.cache), None
+            cache.batch_select_indices(torch.arange(prefix.batch, device=prefix.rest.device).repeat(copies))
         hooks = [masked_hook(masks[part], replacement, prefix.batch)]
         taps = []
         if tap_layers is not None and on_probs is not None:
@@ -480,11 +585,14 @@ def sweep_last(
 
             taps = [PatternTap(rows, callback, layers=tap_layers)]
         try:
-            with session(taps=taps, hooks=hooks):
+            with session(taps=taps, hooks=hooks, prefix=reads):
                 step = {"input_ids": prefix.rest.repeat(copies, 1), cache_keyword(loaded.model): cache}
                 out = loaded.model(**step, use_cache=True, logits_to_keep=1)
         except _Stop:
             continue
+        finally:
+            del cache
         if reduce is not None:
             kept.append(reduce(out.logits[:, -1].float().reshape(copies, prefix.batch, -1)))
+        del out
     return torch.cat(kept) if kept else torch.zeros(0)

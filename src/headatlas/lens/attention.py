@@ -11,7 +11,10 @@ A custom attention function registered in transformers' ``AttentionInterface`` u
   (ablation, patching);
 * when the session has :data:`PatternHook` s, computes the layer's attention eagerly instead, hands the
   whole pattern (:class:`LayerAttention`, probabilities in the autograd graph) to them and uses the
-  probabilities they return (gradients with respect to attention, AtP*).
+  probabilities they return (gradients with respect to attention, AtP*);
+* when the session has a :class:`SharedPrefix` (many rows stepping from one cached prompt prefix), reads
+  the prefix's keys and values once per prompt and attends in chunks of rows, so the prefix is never
+  copied per row.
 
 Outside a session it is plain SDPA. Query/key come in with RoPE applied and KV heads not yet
 repeated; query head ``h`` reads KV head ``h // (heads / kv_heads)``, as ``repeat_kv`` does.
@@ -87,10 +90,27 @@ class PatternTap:
 
 
 @dataclass
+class SharedPrefix:
+    """Keys and values of a cached prefix that many batch rows share, held once per prompt.
+
+    ``layer(l)`` gives layer ``l``'s prefix keys and values ``[P, KV, Tp, D]`` (``None``: the layer has
+    no shared prefix); batch row ``i`` continues prompt ``index[i]``. The model's cache hands the attention
+    function only the rows' own new keys and values; the lens prepends the prefix, ``chunk_rows`` rows at a
+    time. Each row's attention is computed exactly as over a cache copied per row (the same kernel on the same
+    numbers), without that copy.
+    """
+
+    layer: Callable[[int], tuple[torch.Tensor, torch.Tensor] | None]
+    index: torch.Tensor  # [N]
+    chunk_rows: int
+
+
+@dataclass
 class LensSession:
     taps: Sequence[PatternTap] = ()
     hooks: Sequence[OutputHook] = ()
     patterns: Sequence[PatternHook] = ()
+    prefix: SharedPrefix | None = None
     layers_seen: set[int] = field(default_factory=set)
 
 
@@ -99,10 +119,15 @@ _ACTIVE: contextvars.ContextVar[LensSession | None] = contextvars.ContextVar("he
 
 @contextlib.contextmanager
 def session(
-    taps: Sequence[PatternTap] = (), hooks: Sequence[OutputHook] = (), patterns: Sequence[PatternHook] = ()
+    taps: Sequence[PatternTap] = (),
+    hooks: Sequence[OutputHook] = (),
+    patterns: Sequence[PatternHook] = (),
+    prefix: SharedPrefix | None = None,
 ) -> Iterator[LensSession]:
-    """Activate taps and hooks for the forward passes run inside the ``with`` block."""
-    state = LensSession(taps=list(taps), hooks=list(hooks), patterns=list(patterns))
+    """Activate taps and hooks (and a shared prefix) for the forward passes run inside the ``with`` block."""
+    if prefix is not None and patterns:
+        raise ValueError("pattern hooks need the whole attention; they cannot run with a shared prefix")
+    state = LensSession(taps=list(taps), hooks=list(hooks), patterns=list(patterns), prefix=prefix)
     token = _ACTIVE.set(state)
     try:
         yield state
@@ -248,15 +273,23 @@ def lens_attention(
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     softcap = kwargs.pop("softcap", None)
     state = _ACTIVE.get()
+    shared = None if state is None or state.prefix is None else state.prefix.layer(_layer_of(module))
+    if state is not None and shared is not None:
+        assert state.prefix is not None
+        layer = _layer_of(module)
+        taps = [tap for tap in state.taps if tap.layers is None or layer in tap.layers]
+        out, tapped = _prefixed_attention(
+            module, query, key, value, attention_mask, dropout, scale, softcap, kwargs, state.prefix, shared, taps
+        )
+        state.layers_seen.add(layer)
+        for tap, probs in zip(taps, tapped, strict=True):
+            tap.callback(layer, probs)
+        return _apply_hooks(state, layer, out), None
     if state is not None and state.patterns:
         layer = _layer_of(module)
         out = _pattern_output(state, layer, query, key, value, attention_mask, scale, softcap)
-    elif softcap is None:
-        out, _ = sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs
-        )
     else:
-        out = _eager_output(module, query, key, value, attention_mask, scale, softcap)
+        out = _plain_output(module, query, key, value, attention_mask, dropout, scale, softcap, kwargs)
     if state is None:
         return out, None
     layer = _layer_of(module)
@@ -265,11 +298,73 @@ def lens_attention(
         if tap.layers is None or layer in tap.layers:
             with torch.no_grad():
                 tap.callback(layer, selected_probs(query, key, attention_mask, scale, tap.rows, softcap))
+    return _apply_hooks(state, layer, out), None
+
+
+def _plain_output(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scale: float,
+    softcap: float | None,
+    kwargs: dict[str, Any],
+) -> torch.Tensor:
+    """The layer's attention output ``[B, T, H, D]``: transformers' SDPA, or eager for soft-capped logits."""
+    if softcap is None:
+        out, _ = sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs
+        )
+        return out
+    return _eager_output(module, query, key, value, attention_mask, scale, softcap)
+
+
+def _prefixed_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scale: float,
+    softcap: float | None,
+    kwargs: dict[str, Any],
+    prefix: SharedPrefix,
+    shared: tuple[torch.Tensor, torch.Tensor],
+    taps: Sequence[PatternTap],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Attention of rows whose keys and values are ``shared`` (the prefix, one per prompt) followed by their own
+    ``key`` / ``value`` (the new positions), ``prefix.chunk_rows`` rows at a time; the output and each tap's
+    probabilities, concatenated over the chunks."""
+    past_keys, past_values = shared
+    n_rows = query.shape[0]
+    outs: list[torch.Tensor] = []
+    tapped: list[list[torch.Tensor]] = [[] for _ in taps]
+    for start in range(0, n_rows, max(prefix.chunk_rows, 1)):
+        rows = slice(start, min(start + max(prefix.chunk_rows, 1), n_rows))
+        index = prefix.index[rows].to(past_keys.device)
+        chunk_key = torch.cat([past_keys[index], key[rows]], dim=-2)
+        chunk_value = torch.cat([past_values[index], value[rows]], dim=-2)
+        mask = attention_mask
+        if mask is not None and mask.shape[0] != 1:
+            mask = mask[rows]
+        chunk_query = query[rows]
+        outs.append(_plain_output(module, chunk_query, chunk_key, chunk_value, mask, dropout, scale, softcap, kwargs))
+        with torch.no_grad():
+            for probs, tap in zip(tapped, taps, strict=True):
+                probs.append(selected_probs(chunk_query, chunk_key, mask, scale, tap.rows[rows], softcap))
+        del chunk_key, chunk_value
+    return torch.cat(outs), [torch.cat(probs) for probs in tapped]
+
+
+def _apply_hooks(state: LensSession, layer: int, out: torch.Tensor) -> torch.Tensor:
     for hook in state.hooks:
         replaced = hook(layer, out)
         if replaced is not None:
             out = replaced
-    return out, None
+    return out
 
 
 def _layer_of(module: torch.nn.Module) -> int:

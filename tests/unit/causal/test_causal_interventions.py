@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from headatlas.causal import interventions
 from headatlas.causal.attribution import attribution_scores
 from headatlas.causal.interventions import (
     MeanReplacement,
@@ -23,6 +24,7 @@ from headatlas.causal.interventions import (
     row_bytes,
     run_prefix,
     run_sets,
+    shares_prefix,
     sweep_last,
 )
 from headatlas.causal.metrics import get_metric
@@ -301,6 +303,36 @@ def test_attention_only_sweep_stops_early_and_reports_probs():
     assert seen == [(0, 1, (4, 4, 1, 9)), (2, 1, (2, 4, 1, 9))]
 
 
+@pytest.mark.parametrize("position", [-1, 4], ids=["last", "middle"])
+@pytest.mark.parametrize("make", [lambda: tiny_llama("gqa"), lambda: tiny_gemma3()], ids=["llama-gqa", "gemma3"])
+def test_rows_reading_the_prefix_in_place_equal_a_copy_per_row_bit_for_bit(make, position, monkeypatch):
+    loaded = make()
+    f = loaded.facts
+    gen = torch.Generator().manual_seed(5)
+    ids = torch.randint(2, 200, (3, 11), generator=gen)
+    source = torch.randn(f.n_layers, 3, f.n_heads, f.head_dim, generator=gen)
+    settings = [None, *[(layer, head) for layer in range(f.n_layers) for head in range(f.n_heads)]]
+    prefix = run_prefix(loaded, ids, position)
+    assert shares_prefix(prefix)
+    tapped: dict[str, list[torch.Tensor]] = {}
+
+    def sweep(name: str, **kwargs) -> torch.Tensor:
+        def on_probs(start: int, layer: int, probs: torch.Tensor) -> None:
+            tapped.setdefault(name, []).append(probs.clone())
+
+        return sweep_last(loaded, prefix, settings, source.__getitem__, lambda lg: lg, max_rows=12,
+                          tap_layers=frozenset({1}), on_probs=on_probs, **kwargs)  # fmt: skip
+
+    copied = sweep("copied", share_prefix=False)
+    for chunk_bytes in (2**30, 1):  # every row of a pass at once, then one row at a time
+        monkeypatch.setattr(interventions, "ATTENTION_CHUNK_BYTES", chunk_bytes)
+        assert torch.equal(sweep(f"shared {chunk_bytes}"), copied)
+        assert all(torch.equal(a, b) for a, b in zip(tapped[f"shared {chunk_bytes}"], tapped["copied"], strict=True))
+    keys_before = [layer.keys.clone() for layer in prefix.cache.layers]
+    sweep("again")
+    assert all(torch.equal(a, layer.keys) for a, layer in zip(keys_before, prefix.cache.layers, strict=True))
+
+
 def test_a_memory_budget_runs_fewer_settings_per_pass_with_the_same_answers():
     loaded = tiny_llama("gqa", layers=3)
     ids = torch.randint(2, 200, (2, 9), generator=torch.Generator().manual_seed(3))
@@ -309,7 +341,7 @@ def test_a_memory_budget_runs_fewer_settings_per_pass_with_the_same_answers():
     prefix = run_prefix(loaded, ids)
     free = sweep_last(loaded, prefix, settings, mean.__getitem__, lambda lg: lg)
     per_row = row_bytes(prefix, loaded.facts.vocab_size)
-    assert per_row > 3 * 4 * loaded.facts.vocab_size  # the cache copy counts too
+    assert per_row == 3 * 4 * loaded.facts.vocab_size  # the rows read the prefix in place: no copy to count
     starts: list[int] = []
     with memory_budget(3 * 2 * per_row):  # three settings of two prompts per pass
         bounded = sweep_last(
