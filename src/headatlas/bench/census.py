@@ -24,6 +24,7 @@ import torch
 from ..census import ScanSettings, run_census
 from ..models.loader import LoadedModel, load_model
 from ..probes import PROBES, ProbeBatch, ProbeSettings
+from .proc import status_kb
 
 TLHeadName = Literal["previous_token_head", "duplicate_token_head", "induction_head"]
 TL_TYPES: dict[str, TLHeadName] = {
@@ -96,14 +97,6 @@ def child_peak_mb(model_name: str, mode: str, context: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def run_child(model_name: str, mode: str, context: int) -> None:
     loaded = load_model(model_name)
     batch = PROBES["needle"](loaded.tokenizer, ProbeSettings(needle_contexts=(context,), needle_per_context=1), 0)[0]
@@ -111,7 +104,7 @@ def run_child(model_name: str, mode: str, context: int) -> None:
         loaded.model.set_attn_implementation("eager")
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset the peak-RSS mark so loading does not count
-    base = _status_kb("VmRSS")
+    base = status_kb("VmRSS")
     if mode == "lens":
         run_census(loaded, ScanSettings(head_types=("retrieval",), probes=ProbeSettings(
             needle_contexts=(context,), needle_per_context=1)))  # fmt: skip
@@ -119,7 +112,7 @@ def run_child(model_name: str, mode: str, context: int) -> None:
         plain_forwards(loaded, [batch])
     else:
         eager_forwards(loaded.model, [batch])
-    print((_status_kb("VmHWM") - base) / 1024)
+    print((status_kb("VmHWM") - base) / 1024)
 
 
 def main(argv: list[str] | None = None) -> int:

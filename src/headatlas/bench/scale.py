@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .proc import status_kb
+
 SIZES: dict[str, dict[str, Any]] = {
     "s1": {"layers": 4, "d_model": 128, "heads": 2, "kv_heads": 1, "ffn": 512},
     "s2": {"layers": 8, "d_model": 256, "heads": 4, "kv_heads": 2, "ffn": 1024},
@@ -57,6 +59,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 """Random-initialised shapes. Llama (``s*``: SmolLM2's head size 64, grouped-query attention, tied embeddings)
 from 7M to 1.1B parameters with SmolLM2's 49k vocabulary, and GPT-NeoX (``p*``) at Pythia-70M, -160M and -410M."""
+
 QUICK: dict[str, Any] = {
     "n_repeat": 4,
     "repeat_len": 50,
@@ -70,14 +73,6 @@ CENSUS = "(pattern census)"  # every pattern type at once, as a scan runs them: 
 VERIFY = "(verify)"  # `--verify` of the types in --verify-types, after their census
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _settle() -> int:
     """Free what can be freed, give it back to the OS, reset the peak mark; the resident set in KB."""
     gc.collect()
@@ -85,7 +80,7 @@ def _settle() -> int:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
-    return _status_kb("VmRSS")
+    return status_kb("VmRSS")
 
 
 def measure(fn: Any) -> dict[str, float]:
@@ -97,7 +92,7 @@ def measure(fn: Any) -> dict[str, float]:
     return {
         "s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
-        "mb": (_status_kb("VmHWM") - base) / 1024,
+        "mb": (status_kb("VmHWM") - base) / 1024,
     }
 
 

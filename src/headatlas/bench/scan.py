@@ -29,15 +29,9 @@ import sys
 import time
 from typing import Any
 
+from .proc import status_kb
+
 TARGET_MB = 2000.0
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _scores(headmap: Any) -> list[Any]:
@@ -59,7 +53,7 @@ def run_side(side: str, model: str, types: list[str] | None, verify: bool) -> di
 
     torch.manual_seed(0)
     loaded = load_model(model)
-    result: dict[str, Any] = {"side": side, "loaded_mb": _status_kb("VmRSS") / 1024}
+    result: dict[str, Any] = {"side": side, "loaded_mb": status_kb("VmRSS") / 1024}
     wall, cpu = time.perf_counter(), time.process_time()
     if side == "plain":
         chosen = types or list(head_types())
@@ -82,7 +76,7 @@ def run_side(side: str, model: str, types: list[str] | None, verify: bool) -> di
         result["types"] = rows
     else:
         raise ValueError(f"unknown side {side!r}")
-    result.update(s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu, peak_mb=_status_kb("VmHWM") / 1024)
+    result.update(s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu, peak_mb=status_kb("VmHWM") / 1024)
     return result
 
 
