@@ -343,39 +343,46 @@ LLAMA_8B = {"params": 8.03e9, "weights_gb_bf16": 16.06}
 def project(runs: list[dict], gpu_tflops: float) -> dict[str, Any] | None:
     """The default scan of an 8B Llama in bf16 on one GPU, extrapolated from the Llama sizes of this run.
 
-    Memory: the weights plus the largest projected peak of one type (types run one after another), halved
-    for bf16 activations. Time: the projected CPU seconds of every type, converted at the ratio of this
-    machine's measured throughput (a plain forward's FLOPs per CPU second at the largest size) to
-    ``gpu_tflops`` sustained on the GPU. Both are extrapolations at the measured probe sizes, not measurements.
+    Time: each type's CPU time as a multiple of the plain forward over the same probe tokens, at every Llama
+    size (the two run in one process, so the ratio holds on a shared machine where the seconds do not), fitted
+    against parameters and taken to 8B, times the plain forward's FLOP-bound time at 8B on a GPU sustaining
+    ``gpu_tflops`` (``2 * params * tokens / FLOP/s``). That is a floor: a scan's small steps (one head setting's
+    last token, one verification set) are bound by memory bandwidth and kernel launches on a GPU as much as
+    by FLOPs. Memory: the weights plus the largest projected peak of one type (types run one after another),
+    halved for bf16 activations. Both are extrapolations at the measured probe sizes, not measurements.
     """
     llama = [r for r in runs if r["family"] == "llama"]
     if len(llama) < 2:
         return None
     params = [float(r["params"]) for r in llama]
-    largest = max(llama, key=lambda r: r["params"])
-    tokens = largest.get("plain_tokens")
+    tokens = max(llama, key=lambda r: r["params"]).get("plain_tokens")
     if not tokens:
         return None
-    cpu_flops = 2 * largest["params"] * tokens / largest["types"][PLAIN]["cpu_s"]
-    speedup = gpu_tflops * 1e12 / cpu_flops
+    plain_s = 2 * LLAMA_8B["params"] * tokens / (gpu_tflops * 1e12)
     seconds, peak_mb, per_type = 0.0, 0.0, {}
-    for type_id in largest["types"]:
-        if type_id in (PLAIN, CENSUS, VERIFY) or any("unavailable" in r["types"][type_id] for r in llama):
+    for type_id in llama[0]["types"]:
+        rows = [r["types"].get(type_id, {"unavailable": "not run"}) for r in llama]
+        if type_id in (PLAIN, CENSUS, VERIFY) or any("unavailable" in row for row in rows):
             continue
-        cpu = fit_power(params, [r["types"][type_id]["cpu_s"] for r in llama])
+        ratio = fit_power(params, [r["types"][type_id]["cpu_s"] / r["types"][PLAIN]["cpu_s"] for r in llama])
         mb = fit_power(
             params, [r["types"][type_id]["mb"] if r["types"][type_id]["mb"] >= MIN_MB else 0.0 for r in llama]
         )
-        t = cpu[0] * LLAMA_8B["params"] ** cpu[1] / speedup if cpu else 0.0
+        x_plain = ratio[0] * LLAMA_8B["params"] ** ratio[1] if ratio else 0.0
+        t = x_plain * plain_s
         m = mb[0] * LLAMA_8B["params"] ** mb[1] / 2 if mb else 0.0
-        per_type[type_id] = {"s": round(t, 1), "peak_gb_above_weights": round(m / 1024, 2)}
+        per_type[type_id] = {
+            "x_plain": round(x_plain, 2), "s": round(t, 2), "peak_gb_above_weights": round(m / 1024, 2),
+        }  # fmt: skip
         seconds += t
         peak_mb = max(peak_mb, m)
     return {
         "model": "Llama 3 8B shape, bf16",
         "assumed_gpu_tflops": gpu_tflops,
-        "measured_cpu_gflops": round(cpu_flops / 1e9, 1),
-        "scan_s": round(seconds, 1),
+        "tokens": tokens,
+        "plain_forward_s": round(plain_s, 3),
+        "x_plain": round(seconds / plain_s, 2),
+        "scan_s": round(seconds, 2),
         "peak_gb": round(LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024, 1),
         "fits_80gb": LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024 <= 80,
         "types": per_type,
@@ -400,7 +407,9 @@ def plot(runs: list[dict], contexts: dict[str, dict], path: Path) -> Path | None
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
     markers = {"llama": "o", "gpt_neox": "s"}
-    colours: dict[str, Any] = {}
+    type_ids = list(dict.fromkeys(t for r in runs for t in r["types"]))
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours, one per type (tab10 repeated after 10)
+    colours = {t: palette[i % len(palette)] for i, t in enumerate(type_ids)}
     for family in dict.fromkeys(r["family"] for r in runs):
         mine = sorted((r for r in runs if r["family"] == family), key=lambda r: r["params"])
         for type_id in mine[0]["types"]:
@@ -410,9 +419,8 @@ def plot(runs: list[dict], contexts: dict[str, dict], path: Path) -> Path | None
             for ax, key in ((axes[0], "cpu_s"), (axes[1], "mb")):
                 ys = [max(r["types"][type_id][key], 1e-3) for r in mine if type_id in r["types"]]
                 width = 2.5 if type_id in (PLAIN, CENSUS) else 1
-                style = {"marker": markers.get(family, "^"), "color": colours.get(type_id), "linewidth": width}
-                line = ax.plot(xs, ys, label=f"{type_id} ({family})", **style)
-                colours.setdefault(type_id, line[0].get_color())
+                style = {"marker": markers.get(family, "^"), "color": colours[type_id], "linewidth": width}
+                ax.plot(xs, ys, label=f"{type_id} ({family})", **style)
     for ax, label in ((axes[0], "CPU seconds"), (axes[1], "peak MB above the weights")):
         ax.set(xscale="log", yscale="log", xlabel="parameters (millions)", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
@@ -484,9 +492,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["projection_8b"] = projection
         fits = "fits" if projection["fits_80gb"] else "does not fit"
         print(
-            f"projected default scan of {projection['model']} (at these probe sizes, {args.gpu_tflops:g} TFLOP/s"
-            f" sustained; this CPU measured {projection['measured_cpu_gflops']} GFLOP/s):"
-            f" ~{projection['scan_s']:.0f} s, peak ~{projection['peak_gb']} GB ({fits} in 80 GB)"
+            f"projected default scan of {projection['model']} over these probes' {projection['tokens']} tokens:"
+            f" {projection['x_plain']:.1f}x a plain forward, >= {projection['scan_s']:.1f} s at {args.gpu_tflops:g}"
+            f" TFLOP/s sustained (a FLOP floor), peak ~{projection['peak_gb']} GB ({fits} in 80 GB)"
         )
     out = Path(args.out)
     drawn = plot(runs, context_run, out / "scale.png")

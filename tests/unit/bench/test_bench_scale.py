@@ -76,18 +76,26 @@ def test_growth_fits_each_family_and_the_census_against_a_plain_forward():
     assert fitted["context"] == {"time": pytest.approx(1.0), "memory": pytest.approx(1.0)}
 
 
-def test_the_8b_projection_extrapolates_the_llama_sizes():
+def test_the_8b_projection_extrapolates_each_type_against_a_plain_forward():
     runs = [_synthetic("a", 1e7), _synthetic("b", 1e8), _synthetic("c", 1e9), _synthetic("p", 1e8, "gpt_neox")]
     projected = scale.project(runs, gpu_tflops=100.0)
     assert projected is not None
-    # this "CPU" ran 2 * 1e9 params * 1000 tokens in 10 s: 200 GFLOP/s, so the GPU is 500x faster
-    assert projected["measured_cpu_gflops"] == pytest.approx(200.0)
-    expected_s = (0.5 + 4.0) * 8.03e9 / 1e8 / 500
-    assert projected["scan_s"] == pytest.approx(expected_s, abs=0.1)
+    # 2 * 8.03e9 params * 1000 tokens at 100 TFLOP/s; induction costs 0.5 and name_mover 4 plain forwards
+    plain_s = 2 * 8.03e9 * 1000 / 1e14
+    assert projected["plain_forward_s"] == pytest.approx(plain_s, abs=1e-3)
+    assert projected["types"]["name_mover"]["x_plain"] == pytest.approx(4.0)
+    assert projected["x_plain"] == pytest.approx(4.5, abs=0.01)
+    assert projected["scan_s"] == pytest.approx(4.5 * plain_s, abs=0.01)
     peak_mb = 10 * (8.03e9 / 1e8) ** 0.5 / 2  # bf16 halves the float32 activations
     assert projected["peak_gb"] == pytest.approx(16.06 + peak_mb / 1024, abs=0.05)
     assert projected["fits_80gb"]
     assert scale.project([_synthetic("p", 1e8, "gpt_neox")], 100.0) is None  # no Llama sizes to extrapolate
+    slow = [{**r, "types": {**r["types"], "name_mover": {**r["types"]["name_mover"], "cpu_s": 8.0 * r["params"] / 1e8}}}
+            for r in runs]  # fmt: skip
+    assert scale.project(slow, 100.0)["types"]["name_mover"]["x_plain"] == pytest.approx(8.0)
+    # a type not run at every Llama size is left out rather than extrapolated from part of the curve
+    partial = [runs[0], {**runs[1], "types": {k: v for k, v in runs[1]["types"].items() if k != "name_mover"}}]
+    assert "name_mover" not in scale.project(partial, 100.0)["types"]
 
 
 def test_the_plot_is_a_png_with_a_panel_per_view(tmp_path):
