@@ -7,7 +7,7 @@ repeated once per setting ("copy") and one lens hook (:func:`masked_hook`) repla
 heads of ``masks[s]`` by a :class:`Replacement`'s values. Two runners share that hook:
 
 * :func:`run_settings` runs whole prompts and reads a causal metric (the causal commands,
-  verification);
+  verification); the blocks below the lowest layer a pass ablates run once for all its settings;
 * :func:`sweep_last` steps from a cached prefix (:func:`run_prefix`): under causal attention an
   intervention at position p cannot reach earlier positions, so the prompt up to p runs once and each
   setting only re-runs the tokens from p on (the task head types: one setting per head).
@@ -166,11 +166,17 @@ class StepReplacement(Replacement):
 
 # -- running ----------------------------------------------------------------------------------------
 def logits_at_rows(
-    loaded: LoadedModel, batch: ProbeBatch, rows: torch.Tensor, hidden: list[torch.Tensor] | None = None
+    loaded: LoadedModel,
+    batch: ProbeBatch,
+    rows: torch.Tensor,
+    hidden: list[torch.Tensor] | None = None,
+    copies: int = 1,
 ) -> torch.Tensor:
     """Forward ``batch`` (inside whatever lens session is active) and return logits at ``rows``: ``[B, R, V]``.
 
     A ``hidden`` list receives the model's hidden states (the residual stream entering each layer, first).
+    ``copies > 1``: the forward hands back ``copies`` stacked copies of the batch (inside :func:`repeat_from`),
+    so the result is ``[copies * B, R, V]``, setting-major as :func:`repeat_batch`.
     """
     safe = rows.clamp(min=0)
     keep = safe.flatten().unique()
@@ -179,22 +185,33 @@ def logits_at_rows(
         attention_mask=batch.attention_mask,
         logits_to_keep=keep,
         output_hidden_states=hidden is not None,
+        use_cache=False,
     )
     if hidden is not None:
         hidden.extend(output.hidden_states)
+    if output.logits.shape[0] != copies * batch.input_ids.shape[0]:
+        raise RuntimeError(f"expected {copies} copies of the batch, the model returned {output.logits.shape[0]} rows")
     lookup = torch.full((batch.input_ids.shape[1],), 0, dtype=torch.long, device=keep.device)
     lookup[keep] = torch.arange(len(keep), device=keep.device)
-    cols = lookup[safe].to(output.logits.device)
+    cols = lookup[safe].to(output.logits.device).repeat(copies, 1)
     return output.logits.gather(1, cols[:, :, None].expand(-1, -1, output.logits.shape[-1]))
 
 
 def metric_values(
-    loaded: LoadedModel, batch: ProbeBatch, metric: Metric, hidden: list[torch.Tensor] | None = None
+    loaded: LoadedModel,
+    batch: ProbeBatch,
+    metric: Metric,
+    hidden: list[torch.Tensor] | None = None,
+    copies: int = 1,
 ) -> torch.Tensor:
     """``metric`` per sample for one forward of ``batch`` under the active lens session: ``[B]``
-    (``hidden``: as :func:`logits_at_rows`)."""
+    (``hidden``, ``copies``: as :func:`logits_at_rows`; with copies, ``[copies * B]``)."""
     rows = metric.rows(batch).to(batch.input_ids.device)
-    return metric.value(logits_at_rows(loaded, batch, rows, hidden), batch, rows)
+    logits = logits_at_rows(loaded, batch, rows, hidden, copies)
+    if copies > 1:
+        batch = repeat_batch(batch, copies)
+        rows = rows.repeat(copies, 1)
+    return metric.value(logits, batch, rows)
 
 
 def repeat_batch(batch: ProbeBatch, copies: int) -> ProbeBatch:
@@ -228,6 +245,59 @@ def passes(n_settings: int, batch: int, max_rows: int) -> Iterator[slice]:
         yield slice(start, min(start + per_pass, n_settings))
 
 
+PER_SAMPLE_INPUTS = ("hidden_states", "attention_mask", "position_embeddings", "position_ids")
+"""What a model hands each block per sample (besides the residual stream, its first argument): repeated with it."""
+
+
+def _repeat_rows(value: Any, batch: int, copies: int) -> Any:
+    if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == batch:
+        return value.repeat(copies, *([1] * (value.dim() - 1)))
+    if isinstance(value, tuple):
+        return tuple(_repeat_rows(v, batch, copies) for v in value)
+    return value
+
+
+@contextlib.contextmanager
+def repeat_from(loaded: LoadedModel, first: int, copies: int, batch: int) -> Iterator[bool]:
+    """Run the blocks below ``first`` once on the ``batch`` prompts and give each of ``copies`` settings its own
+    rows from block ``first`` on (setting-major, as :func:`repeat_batch`).
+
+    Settings that change nothing below block ``first`` compute the same thing there, so a pass of ``copies``
+    settings saves ``first / n_layers`` of the repeated work (verification's sets and single heads are mostly
+    in later layers). Forward pre-hooks repeat the residual stream entering block ``first`` and, in every block
+    from there on, the per-sample inputs the model hands each block (:data:`PER_SAMPLE_INPUTS`). Yields
+    whether it is active: not for ``first`` 0 or one copy, nor for a family without a block adapter
+    (:mod:`headatlas.models.anatomy`), where the caller repeats the whole batch instead.
+    """
+    from ..models.anatomy import ArchitectureUnavailable, anatomy
+
+    try:
+        blocks = anatomy(loaded).layers if 0 < first < loaded.facts.n_layers and copies > 1 else None
+    except ArchitectureUnavailable:
+        blocks = None
+    if blocks is None:
+        yield False
+        return
+
+    def pre_hook(module: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        args = (_repeat_rows(args[0], batch, copies), *args[1:]) if args else args
+        kwargs = {k: _repeat_rows(v, batch, copies) if k in PER_SAMPLE_INPUTS else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    handles = [blocks[i].register_forward_pre_hook(pre_hook, with_kwargs=True) for i in range(first, len(blocks))]
+    try:
+        yield True
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def first_layer(masks: torch.Tensor) -> int:
+    """The lowest layer any of ``masks`` (``[S, L, H]``) touches; ``L`` when none touches any."""
+    touched = masks.flatten(2).any(-1).any(0).nonzero()
+    return int(touched[0]) if len(touched) else int(masks.shape[1])
+
+
 def settings_masks(settings: Sequence[HeadRef | None], facts: ModelFacts) -> torch.Tensor:
     """One mask per setting, ``[S, L, H]``: the one head ``settings[s]``, or none for ``None``."""
     masks = torch.zeros(len(settings), facts.n_layers, facts.n_heads, dtype=torch.bool)
@@ -246,29 +316,40 @@ def run_settings(
     max_batch: int = 16,
     *,
     per_sample: bool = False,
+    share_lower: bool = True,
 ) -> torch.Tensor:
     """``metric`` for every setting ``masks[s]`` (``[S, L, H]``), averaged over all samples of ``batches``: ``[S]``
     (with ``per_sample``: each sample's value, ``[S, N]`` float64, samples in batch order).
 
-    Settings are evaluated together, ``max_batch // B`` per forward pass. A setting with an empty
-    mask is the unablated model.
+    Settings are evaluated together, ``max_batch // B`` per forward pass, in order of the lowest layer they
+    ablate; the blocks below a pass's lowest layer run once for all its settings (:func:`repeat_from`;
+    ``share_lower=False`` repeats the whole batch per setting, the same values up to float rounding). A
+    setting with an empty mask is the unablated model.
     """
     n_settings = masks.shape[0]
     total = torch.zeros(n_settings, dtype=torch.float64)
     samples: list[torch.Tensor] = []
     count = 0
+    firsts = [first_layer(m[None]) for m in masks]  # a pass shares the blocks below its settings' lowest layer
+    shared_work = share_lower and replacement is not None
+    order = sorted(range(n_settings), key=lambda s: -firsts[s]) if shared_work else list(range(n_settings))
     for batch in batches:
         check_fits(metric, batch)
         batch = batch.to(loaded.device)
         size = batch.input_ids.shape[0]
         each = torch.zeros(n_settings, size, dtype=torch.float64)
         for part in passes(n_settings, size, max_batch):
-            chunk = masks[part]
+            index = order[part]
+            chunk = masks[index]
             hooks = [] if replacement is None else [masked_hook(chunk, replacement, size)]
-            with torch.no_grad(), session(hooks=hooks):
-                values = metric_values(loaded, repeat_batch(batch, len(chunk)), metric)
-            each[part] = values.double().reshape(len(chunk), size).cpu()
-            total[part] += each[part].sum(1)
+            first = min(firsts[s] for s in index) if shared_work else 0
+            with torch.no_grad(), session(hooks=hooks), repeat_from(loaded, first, len(chunk), size) as shared:
+                if shared:
+                    values = metric_values(loaded, batch, metric, copies=len(chunk))
+                else:
+                    values = metric_values(loaded, repeat_batch(batch, len(chunk)), metric)
+            each[index] = values.double().reshape(len(chunk), size).cpu()
+        total += each.sum(1)
         samples.append(each)
         count += size
     if per_sample:

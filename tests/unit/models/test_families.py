@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from headatlas.causal.api import ablate
+from headatlas.causal.interventions import first_layer, head_mask, make_replacement, repeat_from, run_settings
+from headatlas.causal.metrics import get_metric
 from headatlas.census import ScanSettings, run_census
 from headatlas.errors import ArchitectureUnavailable
 from headatlas.heads import head_types
@@ -381,6 +383,27 @@ def test_pattern_and_weights_types_scan_and_an_ablation_runs(case: str) -> None:
     assert result.heads == ("L1H0", "L0H2")
     assert torch.isfinite(torch.tensor([result.clean, result.ablated])).all()
     assert result.clean != result.ablated  # the heads' outputs really were replaced
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_settings_sharing_the_blocks_below_their_lowest_layer_give_the_same_metric(case: str) -> None:
+    loaded = build(case)
+    batches = PROBES["repeated_tokens"](loaded.tokenizer, SMALL, 0)  # two prompts: a pass holds several settings
+    replacement = make_replacement(loaded, "mean", batches)
+    sets = [[], [(1, 0)], [(1, 1), (1, 3)], [(0, 2)], [(0, 1), (1, 2)], [(1, 2)]]
+    masks = torch.stack([head_mask(s, loaded.facts) for s in sets])
+    metric = get_metric("induction_loss")
+    shared = run_settings(loaded, batches, metric, masks, replacement, max_batch=8, per_sample=True)
+    whole = run_settings(loaded, batches, metric, masks, replacement, max_batch=8, per_sample=True, share_lower=False)
+    one_by_one = torch.cat(
+        [run_settings(loaded, batches, metric, m[None], replacement, per_sample=True) for m in masks]
+    )
+    torch.testing.assert_close(shared, whole, rtol=1e-6, atol=1e-6)  # bit for bit on the CPU that wrote this
+    torch.testing.assert_close(shared, one_by_one, rtol=1e-6, atol=1e-6)
+    assert bool(((shared[1:] - shared[0]).abs().amax(1) > 1e-5).all())  # every set really changes the metric
+    with repeat_from(loaded, 1, 3, 2) as active:
+        assert active  # every family here has a block adapter: the shared path ran
+    assert first_layer(masks[1:3]) == 1 and first_layer(masks[:1]) == loaded.facts.n_layers
 
 
 @pytest.mark.parametrize("case", ["gpt2", "gpt_neox", "gemma2", "olmo2"])  # fused, parallel, sandwich, post-norm
