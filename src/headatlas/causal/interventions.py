@@ -307,6 +307,33 @@ def settings_masks(settings: Sequence[HeadRef | None], facts: ModelFacts) -> tor
     return masks
 
 
+SHARED_PASS_GROWTH = 2
+"""Where a pass shares its lower blocks (:func:`repeat_from`), it may hold up to this many times ``max_batch`` rows,
+as the memory budget allows: more settings per pass run those blocks once for more of them."""
+
+
+def whole_row_bytes(loaded: LoadedModel, batch: ProbeBatch, metric: Metric) -> int:
+    """Bytes one prompt row of a whole-prompt pass holds at its peak: its logits at the metric's rows (float32,
+    x3 for the metric's temporaries) and one block's float32 activations (residual stream, attention with its
+    score matrix, MLP)."""
+    tokens = int(batch.input_ids.shape[1])
+    facts = loaded.facts
+    ffn = int(getattr(loaded.model.config, "intermediate_size", None) or 4 * facts.d_model)
+    block = tokens * (8 * facts.d_model + 3 * ffn + 2 * facts.n_heads * tokens)
+    return 4 * (block + 3 * int(metric.rows(batch).shape[1]) * facts.vocab_size)
+
+
+def pass_rows(loaded: LoadedModel, batch: ProbeBatch, metric: Metric, max_batch: int, shared: bool) -> int:
+    """Prompt rows per whole-prompt pass: ``max_batch`` (up to :data:`SHARED_PASS_GROWTH` times it where passes
+    share their lower blocks), lowered to what the active :func:`memory_budget` allows, at least one setting."""
+    size = int(batch.input_ids.shape[0])
+    budget = _BUDGET.get()
+    if budget is None:
+        return max_batch
+    most = max_batch * (SHARED_PASS_GROWTH if shared else 1)
+    return max(size, min(most, budget // whole_row_bytes(loaded, batch, metric)))
+
+
 def run_settings(
     loaded: LoadedModel,
     batches: Sequence[ProbeBatch],
@@ -321,10 +348,10 @@ def run_settings(
     """``metric`` for every setting ``masks[s]`` (``[S, L, H]``), averaged over all samples of ``batches``: ``[S]``
     (with ``per_sample``: each sample's value, ``[S, N]`` float64, samples in batch order).
 
-    Settings are evaluated together, ``max_batch // B`` per forward pass, in order of the lowest layer they
-    ablate; the blocks below a pass's lowest layer run once for all its settings (:func:`repeat_from`;
-    ``share_lower=False`` repeats the whole batch per setting, the same values up to float rounding). A
-    setting with an empty mask is the unablated model.
+    Settings are evaluated together, ``max_batch // B`` per forward pass (sized by :func:`pass_rows` inside a
+    :func:`memory_budget`), in order of the lowest layer they ablate; the blocks below a pass's lowest layer
+    run once for all its settings (:func:`repeat_from`; ``share_lower=False`` repeats the whole batch per
+    setting, the same values up to float rounding). A setting with an empty mask is the unablated model.
     """
     n_settings = masks.shape[0]
     total = torch.zeros(n_settings, dtype=torch.float64)
@@ -338,7 +365,7 @@ def run_settings(
         batch = batch.to(loaded.device)
         size = batch.input_ids.shape[0]
         each = torch.zeros(n_settings, size, dtype=torch.float64)
-        for part in passes(n_settings, size, max_batch):
+        for part in passes(n_settings, size, pass_rows(loaded, batch, metric, max_batch, shared_work)):
             index = order[part]
             chunk = masks[index]
             hooks = [] if replacement is None else [masked_hook(chunk, replacement, size)]

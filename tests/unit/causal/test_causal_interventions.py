@@ -355,3 +355,35 @@ def test_a_memory_budget_runs_fewer_settings_per_pass_with_the_same_answers():
         sweep_last(loaded, prefix, settings[:3], mean.__getitem__, None, tap_layers=frozenset({0}),
                    on_probs=lambda start, layer, probs: starts.append(start))  # fmt: skip
     assert starts == [0, 1, 2]
+
+
+def test_whole_prompt_passes_are_sized_by_the_budget_and_give_the_same_answers(monkeypatch):
+    loaded = tiny_llama("gqa", layers=3)
+    batches = repeated(loaded)  # 4 prompts per batch
+    metric = get_metric("induction_loss")
+    replacement = make_replacement(loaded, "mean", batches)
+    sets = [[], *[[(layer, head)] for layer in range(3) for head in range(4)], [(1, 0), (2, 3)]]
+    free = run_sets(loaded, batches, metric, sets, replacement, max_batch=8)
+    per_row = interventions.whole_row_bytes(loaded, batches[0], metric)
+    assert per_row > 3 * 4 * metric.rows(batches[0]).shape[1] * loaded.facts.vocab_size  # logits and activations
+    assert interventions.pass_rows(loaded, batches[0], metric, 8, shared=True) == 8  # no budget: max_batch
+    rows_seen: list[int] = []
+    forward = loaded.model.forward
+
+    def counting(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        rows_seen.append(int(out.logits.shape[0]))
+        return out
+
+    monkeypatch.setattr(loaded.model, "forward", counting)
+    with memory_budget(10**12):  # room to spare: shared passes grow to twice max_batch
+        assert interventions.pass_rows(loaded, batches[0], metric, 8, shared=True) == 16
+        assert interventions.pass_rows(loaded, batches[0], metric, 8, shared=False) == 8
+        roomy = run_sets(loaded, batches, metric, sets, replacement, max_batch=8)
+    assert max(rows_seen) == 16
+    rows_seen.clear()
+    with memory_budget(1):  # below one setting's rows: one setting (4 prompts) per pass, never zero
+        tight = run_sets(loaded, batches, metric, sets, replacement, max_batch=8)
+    assert set(rows_seen) == {4}
+    torch.testing.assert_close(roomy, free, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(tight, free, atol=1e-6, rtol=1e-6)
