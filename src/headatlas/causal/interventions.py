@@ -358,14 +358,16 @@ def run_settings(
     samples: list[torch.Tensor] = []
     count = 0
     firsts = [first_layer(m[None]) for m in masks]  # a pass shares the blocks below its settings' lowest layer
-    shared_work = share_lower and replacement is not None
+    earlier = _WHOLE_PASSES.get()
+    shared_work = share_lower and replacement is not None and not earlier
     order = sorted(range(n_settings), key=lambda s: -firsts[s]) if shared_work else list(range(n_settings))
     for batch in batches:
         check_fits(metric, batch)
         batch = batch.to(loaded.device)
         size = batch.input_ids.shape[0]
         each = torch.zeros(n_settings, size, dtype=torch.float64)
-        for part in passes(n_settings, size, pass_rows(loaded, batch, metric, max_batch, shared_work)):
+        rows = max_batch if earlier else pass_rows(loaded, batch, metric, max_batch, shared_work)
+        for part in passes(n_settings, size, rows):
             index = order[part]
             chunk = masks[index]
             hooks = [] if replacement is None else [masked_hook(chunk, replacement, size)]
@@ -582,6 +584,22 @@ def prefix_copies() -> Iterator[None]:
         yield
     finally:
         _COPY_PREFIX.reset(token)
+
+
+_WHOLE_PASSES: contextvars.ContextVar[bool] = contextvars.ContextVar("headatlas_whole_passes", default=False)
+
+
+@contextlib.contextmanager
+def earlier_paths() -> Iterator[None]:
+    """Inside the block, sweeps copy the prefix cache per setting (:func:`prefix_copies`) and whole-prompt passes
+    repeat the whole batch per setting, ``max_batch`` rows each, whatever the budget: the way a scan ran before
+    :func:`repeat_from` and :func:`pass_rows`, the baseline of ``python -m headatlas.bench scan``."""
+    token = _WHOLE_PASSES.set(True)
+    try:
+        with prefix_copies():
+            yield
+    finally:
+        _WHOLE_PASSES.reset(token)
 
 
 def active_budget() -> int | None:

@@ -385,5 +385,10 @@ def test_whole_prompt_passes_are_sized_by_the_budget_and_give_the_same_answers(m
     with memory_budget(1):  # below one setting's rows: one setting (4 prompts) per pass, never zero
         tight = run_sets(loaded, batches, metric, sets, replacement, max_batch=8)
     assert set(rows_seen) == {4}
+    rows_seen.clear()
+    with memory_budget(10**12), interventions.earlier_paths():  # the bench's baseline: whole batches, max_batch rows
+        earlier = run_sets(loaded, batches, metric, sets, replacement, max_batch=8)
+    assert set(rows_seen) == {8}
     torch.testing.assert_close(roomy, free, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(tight, free, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(earlier, free, atol=1e-6, rtol=1e-6)
