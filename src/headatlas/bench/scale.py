@@ -408,8 +408,8 @@ def plot(runs: list[dict], contexts: dict[str, dict], path: Path) -> Path | None
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
     markers = {"llama": "o", "gpt_neox": "s"}
     type_ids = list(dict.fromkeys(t for r in runs for t in r["types"]))
-    palette = plt.get_cmap("tab20").colors  # 20 distinct colours, one per type (tab10 repeated after 10)
-    colours = {t: palette[i % len(palette)] for i, t in enumerate(type_ids)}
+    palette = plt.get_cmap("tab20")  # 20 distinct colours, one per type (the default cycle repeats after 10)
+    colours = {t: palette(i % 20) for i, t in enumerate(type_ids)}
     for family in dict.fromkeys(r["family"] for r in runs):
         mine = sorted((r for r in runs if r["family"] == family), key=lambda r: r["params"])
         for type_id in mine[0]["types"]:
