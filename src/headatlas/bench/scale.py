@@ -343,38 +343,46 @@ LLAMA_8B = {"params": 8.03e9, "weights_gb_bf16": 16.06}
 def project(runs: list[dict], gpu_tflops: float) -> dict[str, Any] | None:
     """The default scan of an 8B Llama in bf16 on one GPU, extrapolated from the Llama sizes of this run.
 
-    Time: each type's CPU time as a multiple of the plain forward over the same probe tokens, at every Llama
+    Time: the cost of each step as a multiple of the plain forward over the same probe tokens, at every Llama
     size (the two run in one process, so the ratio holds on a shared machine where the seconds do not), fitted
     against parameters and taken to 8B, times the plain forward's FLOP-bound time at 8B on a GPU sustaining
-    ``gpu_tflops`` (``2 * params * tokens / FLOP/s``). That is a floor: a scan's small steps (one head setting's
-    last token, one verification set) are bound by memory bandwidth and kernel launches on a GPU as much as
-    by FLOPs. Memory: the weights plus the largest projected peak of one type (types run one after another),
-    halved for bf16 activations. Both are extrapolations at the measured probe sizes, not measurements.
+    ``gpu_tflops`` (``2 * params * tokens / FLOP/s``). The steps are the pattern census (every pattern type in
+    one pass per probe, as a scan runs them) and each type scored on its own (weights-only and task types); a
+    type not run at every Llama size is left out and listed. That is a floor: a scan's small steps (one head
+    setting's last token) are bound by memory bandwidth and kernel launches on a GPU as much as by FLOPs.
+    Memory: the weights plus the largest projected peak of one step (steps run one after another), halved for
+    bf16 activations. Both are extrapolations at the measured probe sizes, not measurements.
     """
+    from ..heads import get_head_type
+
     llama = [r for r in runs if r["family"] == "llama"]
     if len(llama) < 2:
         return None
     params = [float(r["params"]) for r in llama]
     tokens = max(llama, key=lambda r: r["params"]).get("plain_tokens")
-    if not tokens:
+    if not tokens or CENSUS not in llama[0]["types"]:
         return None
     plain_s = 2 * LLAMA_8B["params"] * tokens / (gpu_tflops * 1e12)
-    seconds, peak_mb, per_type = 0.0, 0.0, {}
-    for type_id in llama[0]["types"]:
-        rows = [r["types"].get(type_id, {"unavailable": "not run"}) for r in llama]
-        if type_id in (PLAIN, CENSUS, VERIFY) or any("unavailable" in row for row in rows):
+    seconds, peak_mb, per_step, left_out = 0.0, 0.0, {}, []
+    for step in llama[0]["types"]:
+        rows = [r["types"].get(step, {"unavailable": "not run"}) for r in llama]
+        if step in (PLAIN, VERIFY):
             continue
-        ratio = fit_power(params, [r["types"][type_id]["cpu_s"] / r["types"][PLAIN]["cpu_s"] for r in llama])
-        mb = fit_power(
-            params, [r["types"][type_id]["mb"] if r["types"][type_id]["mb"] >= MIN_MB else 0.0 for r in llama]
+        if any("unavailable" in row for row in rows):
+            left_out.append(step)
+            continue
+        ratio = fit_power(
+            params, [row["cpu_s"] / r["types"][PLAIN]["cpu_s"] for row, r in zip(rows, llama, strict=True)]
         )
+        mb = fit_power(params, [row["mb"] if row["mb"] >= MIN_MB else 0.0 for row in rows])
         x_plain = ratio[0] * LLAMA_8B["params"] ** ratio[1] if ratio else 0.0
-        t = x_plain * plain_s
         m = mb[0] * LLAMA_8B["params"] ** mb[1] / 2 if mb else 0.0
-        per_type[type_id] = {
-            "x_plain": round(x_plain, 2), "s": round(t, 2), "peak_gb_above_weights": round(m / 1024, 2),
+        in_census = step != CENSUS and get_head_type(step).score is not None  # its time is the census's
+        per_step[step] = {
+            "x_plain": round(x_plain, 2), "s": round(x_plain * plain_s, 2), "peak_gb_above_weights": round(m / 1024, 2),
+            "in_census": in_census,
         }  # fmt: skip
-        seconds += t
+        seconds += 0.0 if in_census else x_plain * plain_s
         peak_mb = max(peak_mb, m)
     return {
         "model": "Llama 3 8B shape, bf16",
@@ -385,7 +393,8 @@ def project(runs: list[dict], gpu_tflops: float) -> dict[str, Any] | None:
         "scan_s": round(seconds, 2),
         "peak_gb": round(LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024, 1),
         "fits_80gb": LLAMA_8B["weights_gb_bf16"] + peak_mb / 1024 <= 80,
-        "types": per_type,
+        "types": per_step,
+        "left_out": left_out,
     }
 
 
@@ -495,6 +504,11 @@ def main(argv: list[str] | None = None) -> int:
             f"projected default scan of {projection['model']} over these probes' {projection['tokens']} tokens:"
             f" {projection['x_plain']:.1f}x a plain forward, >= {projection['scan_s']:.1f} s at {args.gpu_tflops:g}"
             f" TFLOP/s sustained (a FLOP floor), peak ~{projection['peak_gb']} GB ({fits} in 80 GB)"
+            + (
+                f"; left out (not run at every Llama size): {', '.join(projection['left_out'])}"
+                if projection["left_out"]
+                else ""
+            )
         )
     out = Path(args.out)
     drawn = plot(runs, context_run, out / "scale.png")

@@ -76,26 +76,29 @@ def test_growth_fits_each_family_and_the_census_against_a_plain_forward():
     assert fitted["context"] == {"time": pytest.approx(1.0), "memory": pytest.approx(1.0)}
 
 
-def test_the_8b_projection_extrapolates_each_type_against_a_plain_forward():
+def test_the_8b_projection_extrapolates_each_step_against_a_plain_forward():
     runs = [_synthetic("a", 1e7), _synthetic("b", 1e8), _synthetic("c", 1e9), _synthetic("p", 1e8, "gpt_neox")]
     projected = scale.project(runs, gpu_tflops=100.0)
     assert projected is not None
-    # 2 * 8.03e9 params * 1000 tokens at 100 TFLOP/s; induction costs 0.5 and name_mover 4 plain forwards
+    # 2 * 8.03e9 params * 1000 tokens at 100 TFLOP/s; the census costs 1.2 plain forwards, name_mover 4;
+    # induction (0.5) is a pattern type, whose time in a scan is the census's
     plain_s = 2 * 8.03e9 * 1000 / 1e14
     assert projected["plain_forward_s"] == pytest.approx(plain_s, abs=1e-3)
     assert projected["types"]["name_mover"]["x_plain"] == pytest.approx(4.0)
-    assert projected["x_plain"] == pytest.approx(4.5, abs=0.01)
-    assert projected["scan_s"] == pytest.approx(4.5 * plain_s, abs=0.01)
+    assert projected["types"]["induction"]["in_census"] and not projected["types"]["name_mover"]["in_census"]
+    assert projected["x_plain"] == pytest.approx(5.2, abs=0.01)
+    assert projected["scan_s"] == pytest.approx(5.2 * plain_s, abs=0.01)
     peak_mb = 10 * (8.03e9 / 1e8) ** 0.5 / 2  # bf16 halves the float32 activations
     assert projected["peak_gb"] == pytest.approx(16.06 + peak_mb / 1024, abs=0.05)
-    assert projected["fits_80gb"]
+    assert projected["fits_80gb"] and projected["left_out"] == []
     assert scale.project([_synthetic("p", 1e8, "gpt_neox")], 100.0) is None  # no Llama sizes to extrapolate
     slow = [{**r, "types": {**r["types"], "name_mover": {**r["types"]["name_mover"], "cpu_s": 8.0 * r["params"] / 1e8}}}
             for r in runs]  # fmt: skip
     assert scale.project(slow, 100.0)["types"]["name_mover"]["x_plain"] == pytest.approx(8.0)
-    # a type not run at every Llama size is left out rather than extrapolated from part of the curve
+    # a type not run at every Llama size is left out, and listed, rather than extrapolated from part of the curve
     partial = [runs[0], {**runs[1], "types": {k: v for k, v in runs[1]["types"].items() if k != "name_mover"}}]
     assert "name_mover" not in scale.project(partial, 100.0)["types"]
+    assert scale.project(partial, 100.0)["left_out"] == ["name_mover"]
 
 
 def test_the_plot_is_a_png_with_a_panel_per_view(tmp_path):
