@@ -264,8 +264,9 @@ def repeat_from(loaded: LoadedModel, first: int, copies: int, batch: int) -> Ite
 
     Settings that change nothing below block ``first`` compute the same thing there, so a pass of ``copies``
     settings saves ``(1 - 1/copies) * first / n_layers`` of its block work (verification's sets and single
-    heads are mostly in later layers). Forward pre-hooks repeat the residual stream entering block ``first`` and, in every block
-    from there on, the per-sample inputs the model hands each block (:data:`PER_SAMPLE_INPUTS`). Yields
+    heads are mostly in later layers). Forward pre-hooks repeat the residual stream entering block ``first``
+    and, in every block from there on, the per-sample inputs the model hands each block
+    (:data:`PER_SAMPLE_INPUTS`). Yields
     whether it is active: not for ``first`` 0 or one copy, nor for a family without a block adapter
     (:mod:`headatlas.models.anatomy`), where the caller repeats the whole batch instead.
     """
