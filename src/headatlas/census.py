@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .causal.interventions import active_budget
+from .causal.interventions import active_budget, ffn_width
 from .errors import InvalidSettingError, TaskUnavailable
 from .headmap import HeadMap
 from .heads import HeadType, resolve_head_types
@@ -57,7 +57,7 @@ def forward_bytes(loaded: LoadedModel, batch: ProbeBatch) -> int:
     one layer's activations (residual stream, query/key/value, MLP) and one layer's selected probabilities."""
     n_samples, n_tokens = batch.input_ids.shape
     f = loaded.facts
-    ffn = int(getattr(loaded.model.config, "intermediate_size", None) or 4 * f.d_model)
+    ffn = ffn_width(loaded)
     kept = int(batch.rows.clamp(min=0).flatten().unique().numel())
     logits = n_samples * kept * f.vocab_size
     layer = n_samples * n_tokens * (6 * f.d_model + 4 * ffn)

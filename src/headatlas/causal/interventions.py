@@ -313,14 +313,19 @@ SHARED_PASS_GROWTH = 2
 as the memory budget allows: more settings per pass run those blocks once for more of them."""
 
 
+def ffn_width(loaded: LoadedModel) -> int:
+    """The MLP's hidden width (``intermediate_size``; 4 x d_model where the config does not say), for the
+    memory estimates of a pass."""
+    return int(getattr(loaded.model.config, "intermediate_size", None) or 4 * loaded.facts.d_model)
+
+
 def whole_row_bytes(loaded: LoadedModel, batch: ProbeBatch, metric: Metric) -> int:
     """Bytes one prompt row of a whole-prompt pass holds at its peak: its logits at the metric's rows (float32,
     x3 for the metric's temporaries) and one block's float32 activations (residual stream, attention with its
     score matrix, MLP)."""
     tokens = int(batch.input_ids.shape[1])
     facts = loaded.facts
-    ffn = int(getattr(loaded.model.config, "intermediate_size", None) or 4 * facts.d_model)
-    block = tokens * (8 * facts.d_model + 3 * ffn + 2 * facts.n_heads * tokens)
+    block = tokens * (8 * facts.d_model + 3 * ffn_width(loaded) + 2 * facts.n_heads * tokens)
     return 4 * (block + 3 * int(metric.rows(batch).shape[1]) * facts.vocab_size)
 
 
