@@ -50,12 +50,19 @@ def _best(headmap: HeadMap, type_id: str) -> str:
     return f"{label} (score {top[0]['score']:.2f}{alone})"
 
 
+def _sets(record: dict[str, object]) -> str:
+    """How many random sets the test drew: ``20 sets``, ``all 7 sets``, with ``, layers ±1`` when widened."""
+    n, window = record["n_random"], record.get("layer_window") or 0
+    every = "all " if record.get("random_population") == n else ""
+    return f"{every}{n} sets" + (f", layers ±{window}" if window else "")
+
+
 def _evidence(record: dict[str, object]) -> str:
     """The set test in a few words: effect [95% CI] vs the random sets' mean, p and the Holm-corrected p."""
     interval = record.get("effect_ci")
     ci = f" [{interval[0]:.3g}, {interval[1]:.3g}]" if isinstance(interval, list) else ""
     return (
-        f"effect {record['effect']:.3g}{ci} vs random {record['random_mean']:.3g} ({record['n_random']} sets),"
+        f"effect {record['effect']:.3g}{ci} vs random {record['random_mean']:.3g} ({_sets(record)}),"
         f" p={record['p_value']:.2g}, Holm p={record['p_holm']:.2g}"
     )
 
@@ -86,11 +93,15 @@ def _cell(headmap: HeadMap, type_id: str) -> tuple[str, str]:
     stable = _stability(headmap, type_id)
     if record.get("verified"):
         shown = ", ".join(members[:6]) + (f" +{len(members) - 6}" if len(members) > 6 else "")
-        screen = f"effect {record['effect']:.3g} vs random {record['random_mean']:.3g}, p={record['p_value']:.3g}"
+        screen = (
+            f"effect {record['effect']:.3g} vs random {record['random_mean']:.3g} ({_sets(record)}),"
+            f" p={record['p_value']:.3g}"
+        )
         return "verified", f"{shown}; {_evidence(record) if strict else screen}{stable}"
     if status == "not_verified":
         screen = (
-            f"set effect {record['effect']:.3g} vs random max {record['random_max']:.3g}, p={record['p_value']:.3g}"
+            f"set effect {record['effect']:.3g} vs random max {record['random_max']:.3g} ({_sets(record)}),"
+            f" p={record['p_value']:.3g}"
         )
         evidence = f"{_evidence(record)}, random max {record['random_max']:.3g}" if strict else screen
         return "not verified", f"{_plural(len(members), 'pattern member')}, best {best}; {evidence}{stable}"

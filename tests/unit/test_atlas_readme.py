@@ -62,8 +62,8 @@ def test_readme_table_reports_every_type_with_its_status_and_numbers():
 
 
 def test_verified_cells_carry_the_interval_p_holm_p_and_stability():
-    loaded = build_planted_model(0)
-    settings = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True)
+    loaded = build_planted_model(0, spare_heads=94)  # 98 heads a layer: 97 alternatives to a one-head set
+    settings = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True, n_random_max=60)
     headmap = scan(
         loaded,
         head_types=["induction", "previous_token"],
@@ -77,4 +77,19 @@ def test_verified_cells_carry_the_interval_p_holm_p_and_stability():
         cell = re.search(rf"^\| `{type_id}` \(\w+\) \| (.*) \|$", text, re.M).group(1)
         planted = f"L{PLANTED[type_id][0][0]}H{PLANTED[type_id][0][1]}"
         assert cell.startswith(f"**verified**: {planted}; effect "), cell
-        assert "(400 sets), p=0.0025, Holm p=0.005; stable 1/1 over seeds 0,1,2 (Jaccard 1.00)" in cell, cell
+        assert "(60 sets), p=0.016, Holm p=0.033; stable 1/1 over seeds 0,1,2 (Jaccard 1.00)" in cell, cell
+
+
+def test_cells_say_when_the_test_used_every_random_set_and_a_wider_window():
+    loaded = build_planted_model(0)  # 8 heads: 7 alternatives to the induction head in the whole model
+    settings = VerifySettings(repeat_len=12, n_repeat=4, top_n=0, max_exact_members=1, max_batch=48)
+    headmap = scan(
+        loaded,
+        head_types=["induction"],
+        probes=ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4),
+        verify=True,
+        verify_settings=settings,
+    )
+    cell = re.search(r"^\| `induction` \(\w+\) \| (.*) \|$", render_readme({"planted": headmap}), re.M).group(1)
+    assert cell.startswith("**not verified**: 1 pattern member, best L1H2"), cell
+    assert "(all 7 sets, layers ±1), p=0.125" in cell, cell

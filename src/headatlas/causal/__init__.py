@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from .attribution import attribution_scores
     from .interventions import METHODS, head_mask, parse_heads, run_sets
     from .metrics import METRICS, Metric, get_metric, register_metric
+    from .random_sets import random_head_sets
     from .statistics import spearman
-    from .verify import VerifySettings, random_head_sets, verify_headmap, verify_set
+    from .verify import VerifySettings, verify_headmap, verify_set
 
 # loaded on first use, so `headatlas --help` and the paper commands do not import torch
 _LAZY = {
@@ -37,7 +38,7 @@ _LAZY = {
     "get_metric": ".metrics",
     "register_metric": ".metrics",
     "VerifySettings": ".verify",
-    "random_head_sets": ".verify",
+    "random_head_sets": ".random_sets",
     "spearman": ".statistics",
     "verify_headmap": ".verify",
     "verify_set": ".verify",

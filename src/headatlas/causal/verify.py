@@ -3,14 +3,18 @@
 For each head type t with member set S (from the census) and metric m (the type's ``HeadType.metric``):
 
 * **Set test.** Ablate all of S at once and measure the damage to m (metric change, oriented so
-  positive = worse). Compare with random head sets of size |S| drawn from the non-members, each member's
-  stand-in taken from a layer within ``layer_window`` of the member's layer (default 0: the same layer, so
-  a set is compared with other heads of its own layers, not with heads of layers that matter more or less
-  overall; the window widens only when a layer range runs out of non-members). Two tests:
+  positive = worse). Compare with *distinct* random head sets of size |S| drawn from the non-members, each
+  member's stand-in taken from a layer within ``layer_window`` of the member's layer (default 0: the same
+  layer, so a set is compared with other heads of its own layers, not with heads of layers that matter more
+  or less overall). The window widens only as far as it must for its layers to hold as many distinct sets as
+  the test may draw; a model too small for that gives every set it has, an exact permutation test
+  (:mod:`headatlas.causal.random_sets`). The record states the window used and, when the sets could be
+  listed, how many there are (``random_population``). Two tests:
 
   - **screening** (the default): 20 random sets in one batched run, empirical
     ``p = (1 + #random sets with damage >= the set's) / (1 + 20)``, uncorrected; ``verified`` when the
-    damage is positive and p < ``alpha`` (0.05), i.e. the set beats every random set. Its floor is 1/21.
+    damage is positive and p < ``alpha`` (0.05), i.e. the set beats every random set. Its floor is 1/21
+    (``1 / (population + 1)`` on a model with fewer sets).
   - **strict** (``strict=True``, ``scan --verify --strict``): a sequential Monte Carlo p-value
     (:mod:`headatlas.causal.statistics`): 20 random sets first, more (up to ``n_random_max`` = 400, a floor
     of 1/401) only while the answer is in doubt; the p-values of the types tested in one scan are
@@ -42,12 +46,12 @@ import torch
 
 from ..errors import InvalidSettingError
 from ..headmap import HeadMap
-from ..models.facts import ModelFacts
 from ..models.loader import LoadedModel
 from ..probes import ProbeBatch, ProbeSettings
 from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
 from .metrics import Metric, damage, get_metric, probe_batches
+from .random_sets import RandomSets
 from .statistics import bootstrap_interval, holm, sequential_p, spearman
 
 VerifyProgress = Callable[[str, int, int], None]
@@ -150,35 +154,6 @@ class VerifySettings:
         }
 
 
-def random_head_sets(
-    members: Sequence[HeadRef],
-    facts: ModelFacts,
-    n_sets: int,
-    generator: torch.Generator,
-    layer_window: int | None,
-) -> list[list[HeadRef]]:
-    """``n_sets`` random sets of |members| non-member heads; each member's stand-in comes from a layer
-    within ``layer_window`` of its own (``None``: any layer). Empty when there are too few non-members."""
-    member_set = set(members)
-    pool = [(layer, head) for layer in range(facts.n_layers) for head in range(facts.n_heads)]
-    pool = [h for h in pool if h not in member_set]
-    if len(pool) < len(members) or not members:
-        return []
-    sets: list[list[HeadRef]] = []
-    for _ in range(n_sets):
-        chosen: list[HeadRef] = []
-        for layer, _head in members:
-            window = facts.n_layers if layer_window is None else layer_window
-            while True:
-                candidates = [h for h in pool if abs(h[0] - layer) <= window and h not in chosen]
-                if candidates:
-                    break
-                window += 1
-            chosen.append(candidates[int(torch.randint(len(candidates), (1,), generator=generator))])
-        sets.append(sorted(chosen))
-    return sets
-
-
 def metric_batches(loaded: LoadedModel, metric: Metric, settings: VerifySettings, seed: int) -> list[ProbeBatch]:
     return probe_batches(loaded, metric, settings.probe_settings(), seed)
 
@@ -240,7 +215,7 @@ def _strict_test(
     head_type: str,
     members: list[HeadRef],
     first_sets: list[list[HeadRef]],
-    gen: torch.Generator,
+    sampler: RandomSets,
     run: _MetricRun,
     settings: VerifySettings,
 ) -> dict[str, Any]:
@@ -260,7 +235,7 @@ def _strict_test(
     def draw(n: int) -> list[float]:
         if pending:
             return pending.pop().tolist()
-        more = random_head_sets(members, loaded.facts, n, gen, settings.layer_window)
+        more = sampler.draw(n)
         return effects(more).mean(1).tolist() if more else []
 
     test = sequential_p(effect, draw, settings.rounds(), settings.stop_after)
@@ -309,6 +284,7 @@ def _screening_test(
         "random_max": _r(float(random_effects.max())),
         "z_score": _r((effect - float(random_effects.mean())) / spread) if spread > 0 else None,
         "p_value": _r(p_value),
+        "n_random": len(random_effects),
         "random_effects": [_r(e) for e in random_effects.tolist()],
         "random_sets": [[head_label(h) for h in s] for s in random_sets],
     }
@@ -344,11 +320,13 @@ def verify_type(
         "members": [head_label(h) for h in members],
         "clean_metric": _r(run.clean),
         "rule": settings.rule(),
-        "n_random": settings.n_random,  # the strict test replaces it by the number it drew
-        "layer_window": settings.layer_window,
+        "n_random": settings.n_random,  # the tests replace it by the number of sets they drew
     }
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + zlib.crc32(head_type.encode()))
-    first_sets = random_head_sets(members, facts, settings.n_random, gen, settings.layer_window)
+    wanted = settings.n_random_max if settings.strict else settings.n_random
+    sampler = RandomSets.plan(members, facts, gen, settings.layer_window, wanted)
+    first_sets = sampler.draw(settings.n_random)
+    record.update(layer_window=sampler.window, random_population=sampler.population_size)
     if not members or not first_sets:
         record.update(
             status="no_members" if not members else "too_many_members",
@@ -357,7 +335,7 @@ def verify_type(
             random_effects=[],
         )
     elif settings.strict:
-        record.update(_strict_test(loaded, head_type, list(members), first_sets, gen, run, settings))
+        record.update(_strict_test(loaded, head_type, list(members), first_sets, sampler, run, settings))
     else:
         record.update(_screening_test(loaded, list(members), first_sets, run, settings))
     # per-head: exact ablation for members + top candidates, compared with attribution

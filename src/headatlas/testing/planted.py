@@ -93,8 +93,14 @@ def _position_vector(shift: int) -> torch.Tensor:
     return vec
 
 
-def build_planted_model(seed: int = 0) -> LoadedModel:
+def build_planted_model(seed: int = 0, spare_heads: int = 0) -> LoadedModel:
     """The planted-heads model with the lens installed; ``seed`` only drives the unplanted heads' noise.
+
+    ``spare_heads`` (even) adds that many unplanted query heads to each layer, heads 4 onward, two per extra
+    KV head: layer 0's write nothing, layer 1's write noise into the spare dimensions (together as much as
+    L1H0, L1H1 and L1H3 do). They give
+    the set test of :mod:`headatlas.causal.verify` enough distinct random sets to reach its floor (the
+    plain model has only 7 heads besides any one member).
 
     Planted (see :data:`PLANTED`): L0H0 previous-token, L0H1 current-token, L0H2 duplicate-token
     (attends to earlier copies of its token, never to itself, to BOS when there is none), L0H3 sink
@@ -105,9 +111,11 @@ def build_planted_model(seed: int = 0) -> LoadedModel:
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if spare_heads < 0 or spare_heads % 2:
+        raise ValueError(f"spare_heads must be a non-negative even number, got {spare_heads}")
     config = LlamaConfig(
         vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=4, num_hidden_layers=2,
-        num_attention_heads=N_HEADS, num_key_value_heads=N_KV, head_dim=HEAD_DIM,
+        num_attention_heads=N_HEADS + spare_heads, num_key_value_heads=N_KV + spare_heads // 2, head_dim=HEAD_DIM,
         max_position_embeddings=MAX_POSITIONS, rms_norm_eps=1e-6, tie_word_embeddings=False,
         rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA},
         bos_token_id=BOS, eos_token_id=EOS,
@@ -121,11 +129,11 @@ def build_planted_model(seed: int = 0) -> LoadedModel:
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):
                 param.fill_(1.0)
-        _set_weights(model, gen)
+        _set_weights(model, gen, spare_heads)
     return _wrap(model, VOCAB, "planted-llama")
 
 
-def _set_weights(model: Any, gen: torch.Generator) -> None:
+def _set_weights(model: Any, gen: torch.Generator, spare_heads: int) -> None:
     embed = torch.zeros(VOCAB, HIDDEN, dtype=torch.float64)
     for t in range(VOCAB):
         embed[t, TOK + t] = 1.0
@@ -182,6 +190,19 @@ def _set_weights(model: Any, gen: torch.Generator) -> None:
         _block(q1, h)[:] = 0.1 * torch.randn(HEAD_DIM, HIDDEN, generator=gen, dtype=torch.float64) / n1
         _block(o1.T, h)[:, list(SPARE)] = 0.05 * torch.randn(HEAD_DIM, len(SPARE), generator=gen, dtype=torch.float64)
     _block(v1, 0)[:] = torch.randn(HEAD_DIM, HIDDEN, generator=gen, dtype=torch.float64) / n1
+    # spare heads (after the planted model's own draws, so those do not move): random keys, values and small
+    # queries in both layers; only layer 1's write anything, noise into the spare dimensions
+    for h in range(N_HEADS, N_HEADS + spare_heads):
+        for q, o in ((q0, None), (q1, o1)):
+            _block(q, h)[:] = 0.1 * torch.randn(HEAD_DIM, HIDDEN, generator=gen, dtype=torch.float64) / n1
+            if o is not None:
+                scale = 0.05 * math.sqrt(3 / spare_heads)  # all of them together write as much as L1H0, H1, H3
+                noise = scale * torch.randn(HEAD_DIM, len(SPARE), generator=gen, dtype=torch.float64)
+                _block(o.T, h)[:, list(SPARE)] = noise
+    for kv in range(N_KV, N_KV + spare_heads // 2):
+        for k, v in ((k0, v0), (k1, v1)):
+            _block(k, kv)[:] = torch.randn(HEAD_DIM, HIDDEN, generator=gen, dtype=torch.float64) / n1
+            _block(v, kv)[:] = torch.randn(HEAD_DIM, HIDDEN, generator=gen, dtype=torch.float64) / n1
 
     unembed = torch.zeros(VOCAB, HIDDEN, dtype=torch.float64)
     for t in range(VOCAB):

@@ -383,7 +383,7 @@ _VERIFICATION_SHOWN = {
     "status", "verified", "metric", "metric_description", "method", "members", "effect", "random_mean",
     "random_std", "random_max", "p_value", "z_score", "rule", "per_head", "random_effects", "random_sets",
     "clean_metric", "ablated_metric", "n_random", "layer_window", "effect_ci", "p_holm", "n_tests", "stopped_early",
-    "n_prompts",
+    "n_prompts", "random_population",
 }  # fmt: skip
 
 
@@ -428,6 +428,9 @@ def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
                 "n_tests": record.get("n_tests"),
                 "z_score": _num(record.get("z_score")),
                 "n_random": record.get("n_random"),
+                "all_random_sets": record.get("random_population") is not None
+                and record.get("random_population") == record.get("n_random"),
+                "layer_window": record.get("layer_window") or 0,
                 "n_prompts": record.get("n_prompts"),
                 "jaccard": _num(stable.get("jaccard")),
                 "stable_members": [str(m) for m in stable.get("stable_members") or []],

@@ -1,4 +1,4 @@
-"""Metrics, random head sets, Spearman, and the Python API's bad-input handling (tiny models)."""
+"""Metrics, Spearman, and the Python API's bad-input handling (tiny models)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from headatlas.causal import (
     attribute,
     get_metric,
     patch,
-    random_head_sets,
     register_metric,
     spearman,
 )
@@ -89,24 +88,6 @@ def test_damage_points_the_same_way_for_every_metric():
 
 
 # -- random sets and statistics -------------------------------------------------------------------------
-def test_random_sets_match_layers_and_avoid_members():
-    facts = tiny_llama("gqa", layers=4).facts
-    members = [(1, 0), (3, 2)]
-    gen = torch.Generator().manual_seed(0)
-    sets = random_head_sets(members, facts, 25, gen, layer_window=0)
-    assert len(sets) == 25
-    for s in sets:
-        assert len(s) == 2 and not set(s) & set(members)
-        assert sorted(layer for layer, _ in s) == [1, 3]
-    again = random_head_sets(members, facts, 25, torch.Generator().manual_seed(0), layer_window=0)
-    assert again == sets
-    # a layer without non-members widens the window instead of failing
-    whole_layer = [(0, h) for h in range(4)]
-    widened = random_head_sets(whole_layer, facts, 3, gen, layer_window=0)
-    assert all(layer == 1 for s in widened for layer, _ in s)
-    assert random_head_sets([], facts, 3, gen, 0) == []
-
-
 def test_spearman():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

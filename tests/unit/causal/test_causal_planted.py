@@ -25,13 +25,20 @@ from headatlas.testing.planted import INDUCTION, PLANTED, PREVIOUS, build_plante
 
 UNRELATED = (1, 0)  # unplanted: writes only into spare dimensions nothing reads
 PROBE = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
-VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True)
+VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True, n_random_max=100)
 SCREEN = VerifySettings(repeat_len=12, n_repeat=4, top_n=0, max_exact_members=1, max_batch=48)
+SPARE = 192  # unplanted heads added per layer (196 in all, a divisor of the hidden size): 195 alternatives per head
 
 
 @pytest.fixture(scope="module")
 def planted():
     return build_planted_model(0)
+
+
+@pytest.fixture(scope="module")
+def planted_wide():
+    """The planted model with 196 heads a layer, so a one-head set has enough distinct random sets."""
+    return build_planted_model(0, spare_heads=SPARE)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -53,7 +60,8 @@ def test_attribution_ranks_the_planted_head_first(planted):
         assert divmod(best, planted.facts.n_heads) == INDUCTION
 
 
-def test_verification_marks_planted_sets_verified_and_random_sets_not(planted, db_path):
+def test_verification_marks_planted_sets_verified_and_random_sets_not(planted_wide, db_path):
+    planted = planted_wide
     headmap = scan(
         planted,
         head_types=["induction", "previous_token"],
@@ -65,9 +73,10 @@ def test_verification_marks_planted_sets_verified_and_random_sets_not(planted, d
         assert headmap.members(type_id) == [f"L{h[0]}H{h[1]}" for h in PLANTED[type_id]]
         record = headmap.verification[type_id]
         assert record["verified"] is True and record["status"] == "verified"
-        # the planted set beats every random set: the sequential test draws all 400 and p sits at its floor
-        assert record["n_random"] == 400 and not record["stopped_early"]
-        assert record["p_value"] == round(1 / 401, 6) and record["p_holm"] == round(2 / 401, 6)
+        # the planted set beats every random set: the sequential test draws all 100 and p sits at its floor
+        assert record["n_random"] == 100 and not record["stopped_early"]
+        assert record["p_value"] == round(1 / 101, 6) and record["p_holm"] == round(2 / 101, 6)
+        assert len(set(map(tuple, record["random_sets"]))) == 20 and record["layer_window"] == 0
         assert record["n_tests"] == 2
         assert record["effect"] > 3.0 and record["random_max"] < 0.01
         low, high = record["effect_ci"]
@@ -75,11 +84,11 @@ def test_verification_marks_planted_sets_verified_and_random_sets_not(planted, d
         assert all(s[0].startswith(f"L{PLANTED[type_id][0][0]}H") for s in record["random_sets"])  # same layer
     assert headmap.verification["induction"]["per_head"]["top_by_attribution"][0] == "L1H2"
 
-    # random sets handed in as if they were members: not verified
-    for heads in ([UNRELATED], [(1, 1), (1, 3)]):
+    # sets of spare heads (exchangeable with the random sets) handed in as if they were members: not verified
+    for heads in ([(1, 40)], [(1, 41), (1, 90)], [(0, 7), (1, 100), (1, 150)]):
         record = verify_set(planted, heads, "induction_loss", VERIFY)
         assert record["verified"] is False and record["p_value"] > 0.05 and record["p_holm"] == record["p_value"]
-        assert record["stopped_early"] and record["n_random"] <= 100  # clearly not significant: few draws
+    assert record["stopped_early"] and record["n_random"] == 20  # clearly not significant: one round of draws
 
     # files: attribution for every head, ablation_effect only where exact ablation ran (empty cell)
     rows = list(csv.DictReader(io.StringIO(headmap.csv_text())))
@@ -113,12 +122,27 @@ def test_verification_is_deterministic(planted):
     assert PLANTED["previous_token"][0] == PREVIOUS
 
 
-def test_the_screening_test_beats_all_20_random_sets_uncorrected(planted):
+def test_the_screening_test_beats_all_20_random_sets_uncorrected(planted_wide):
+    planted = planted_wide
     headmap = scan(planted, head_types=["induction"], probes=PROBE, verify=True, verify_settings=SCREEN)
     record = headmap.verification["induction"]
     assert record["verified"] is True and record["p_value"] == round(1 / 21, 6)
     assert len(record["random_effects"]) == 20 and record["n_random"] == 20
+    assert len(set(map(tuple, record["random_sets"]))) == 20 and record["layer_window"] == 0
     assert "p_holm" not in record and "effect_ci" not in record and "strict" not in headmap.settings["verify"]
     assert record["rule"].startswith("verified = set damage > 0 and empirical p < 0.05")
-    record = verify_set(planted, [UNRELATED], "induction_loss", SCREEN)
+    record = verify_set(planted, [(1, 40)], "induction_loss", SCREEN)  # a spare head
     assert record["verified"] is False and record["p_value"] > 0.05
+
+
+def test_a_model_with_few_heads_cannot_claim_more_comparisons_than_it_has(planted):
+    """8 heads: a one-head set has 7 alternatives in the whole model, so the screen compares with each once
+    (an exact permutation test, floor 1/8) and cannot verify, however strong the head is."""
+    headmap = scan(planted, head_types=["induction"], probes=PROBE, verify=True, verify_settings=SCREEN)
+    record = headmap.verification["induction"]
+    assert record["effect"] > record["random_max"] > 3.0  # beats every set, L0H0 (its previous-token input) too
+    assert record["n_random"] == 7 and record["random_population"] == 7 and record["layer_window"] == 1
+    assert sorted(map(tuple, record["random_sets"])) == sorted(
+        (f"L{lay}H{h}",) for lay in (0, 1) for h in range(4) if (lay, h) != INDUCTION
+    )
+    assert record["p_value"] == round(1 / 8, 6) and record["verified"] is False
