@@ -427,7 +427,7 @@ def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
                 "p_holm": _num(record.get("p_holm")),
                 "n_tests": record.get("n_tests"),
                 "z_score": _num(record.get("z_score")),
-                "n_random": record.get("n_random"),
+                "n_random": record.get("n_random") if record.get("random_effects") else None,  # the set test ran
                 "all_random_sets": record.get("random_population") is not None
                 and record.get("random_population") == record.get("n_random"),
                 "layer_window": record.get("layer_window") or 0,

@@ -177,3 +177,16 @@ def test_overview_tooltip_lists_every_membership_and_legend_counts_both(tiny_hea
         assert entry["members"] == len(tiny_headmap.members(entry["type_id"]))
         assert entry["count"] <= entry["members"]
     assert sum(e["count"] for e in grid["legend"]) == sum(1 for c in grid["cells"] if c["type_id"])
+
+
+def test_verification_rows_count_random_sets_only_where_the_set_test_ran():
+    from pathlib import Path
+
+    from headatlas.headmap import HeadMap
+
+    headmap = HeadMap.read(Path(__file__).resolve().parents[3] / "atlas" / "gemma3-270m")
+    rows = {r["head_type"]: r for r in views.verification_rows(headmap)}
+    assert rows["copy_suppression"]["n_random"] is None  # no members: nothing was compared
+    assert rows["induction"]["n_random"] == 20 and rows["induction"]["layer_window"] == 1
+    assert rows["induction"]["all_random_sets"] is False  # 20 of the 495 sets in layers ±1
+    assert rows["s_inhibition"]["layer_window"] == 0
