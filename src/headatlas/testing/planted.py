@@ -98,9 +98,8 @@ def build_planted_model(seed: int = 0, spare_heads: int = 0) -> LoadedModel:
 
     ``spare_heads`` (even) adds that many unplanted query heads to each layer, heads 4 onward, two per extra
     KV head: layer 0's write nothing, layer 1's write noise into the spare dimensions (together as much as
-    L1H0, L1H1 and L1H3 do). They give
-    the set test of :mod:`headatlas.causal.verify` enough distinct random sets to reach its floor (the
-    plain model has only 7 heads besides any one member).
+    L1H0, L1H1 and L1H3 do). They give the set test of :mod:`headatlas.causal.verify` enough distinct
+    random sets to reach its floor (the plain model has only 7 heads besides any one member).
 
     Planted (see :data:`PLANTED`): L0H0 previous-token, L0H1 current-token, L0H2 duplicate-token
     (attends to earlier copies of its token, never to itself, to BOS when there is none), L0H3 sink

@@ -88,7 +88,7 @@ def test_verification_marks_planted_sets_verified_and_random_sets_not(planted_wi
     for heads in ([(1, 40)], [(1, 41), (1, 90)], [(0, 7), (1, 100), (1, 150)]):
         record = verify_set(planted, heads, "induction_loss", VERIFY)
         assert record["verified"] is False and record["p_value"] > 0.05 and record["p_holm"] == record["p_value"]
-    assert record["stopped_early"] and record["n_random"] == 20  # clearly not significant: one round of draws
+    assert record["stopped_early"] and record["n_random"] == 20  # the last is clearly not significant: one round
 
     # files: attribution for every head, ablation_effect only where exact ablation ran (empty cell)
     rows = list(csv.DictReader(io.StringIO(headmap.csv_text())))
