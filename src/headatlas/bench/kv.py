@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..kv.policy import DEFAULT_RULE
 from .kv_ours import method_policies, run_ours
 from .kv_presses import PRESSES
 from .kv_protocol import DEFAULT_GRID, Grid, full_grid, make_contexts
@@ -46,6 +47,7 @@ from .kv_protocol import DEFAULT_GRID, Grid, full_grid, make_contexts
 PINS = ("torch==2.13.0", "transformers==5.2.0", "kvpress==0.5.5", "matplotlib", "pytest")
 MODELS = ("smollm2-135m", "gemma3-270m")
 ATLAS_RULES = ("atlas_retrieval", "atlas_razor", "atlas_razor_comp", "atlas_headkv")
+REPORTED_RULE = f"atlas_{DEFAULT_RULE}"  # the rule a user gets by default, fixed before any needle is seen
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -184,28 +186,29 @@ def run_model(name: str, args: argparse.Namespace, python: Path | None) -> dict[
 
 
 def summary(per_length: dict[str, Any], fractions: tuple[float, ...]) -> dict[str, Any]:
-    """Per context length and fraction: the best atlas rule (needle, ties by prose loss) against the full
-    cache, StreamingLLM and random heads (points of teacher-forced needle accuracy), and decode ratios."""
+    """Per context length and fraction: the default atlas rule (``headatlas kv plan``'s, fixed before the run)
+    against the full cache, random heads and StreamingLLM (points of teacher-forced needle accuracy), and decode
+    ratios. The best of the atlas rules on these same needles is reported apart, as ``best_in_hindsight``:
+    picked after seeing the evaluation needles, it flatters the atlas side."""
     out: dict[str, Any] = {}
     for n, part in per_length.items():
         res, speed = part["results"], part["decode_tokens_per_s"]
         rows = {}
         for f in fractions:
             atlas = {m: res[f"{m}@{f}"] for m in ATLAS_RULES}
+            chosen = atlas[REPORTED_RULE]["needle_forced"]
             best = max(atlas, key=lambda m: (atlas[m]["needle_forced"], -atlas[m]["prose_loss"]))
             full = res["full"]["needle_forced"]
             row = {
-                "best": best,
-                "best_vs_full": round(atlas[best]["needle_forced"] / full, 3) if full else None,
-                "points_over_random": round(
-                    100 * (atlas[best]["needle_forced"] - res[f"random_heads@{f}"]["needle_forced"]), 1
-                ),
+                "rule": REPORTED_RULE,
+                "vs_full": round(chosen / full, 3) if full else None,
+                "points_over_random": round(100 * (chosen - res[f"random_heads@{f}"]["needle_forced"]), 1),
             }
             if "needle_forced" in res.get(f"streaming_llm@{f}", {}):
-                row["points_over_streaming_llm"] = round(
-                    100 * (atlas[best]["needle_forced"] - res[f"streaming_llm@{f}"]["needle_forced"]), 1
-                )
-            key = f"atlas_retrieval@{f}"
+                row["points_over_streaming_llm"] = round(100 * (chosen - res[f"streaming_llm@{f}"]["needle_forced"]), 1)
+            row["best_in_hindsight"] = best
+            row["best_in_hindsight_vs_full"] = round(atlas[best]["needle_forced"] / full, 3) if full else None
+            key = f"{REPORTED_RULE}@{f}"
             row["decode_vs_full"] = round(speed[key] / speed["full"], 3) if key in speed else None
             rows[str(f)] = row
         out[n] = rows

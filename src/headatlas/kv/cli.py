@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..errors import InvalidSettingError
 from .duo import export_duo
-from .policy import RULES, plan_from_scan
+from .policy import DEFAULT_RULE, RULES, plan_from_scan
 
 kv_app = typer.Typer(help="Head-aware KV cache: policies planned from a scan.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ kv_app = typer.Typer(help="Head-aware KV cache: policies planned from a scan.", 
 def plan_command(
     scan_dir: Annotated[Path, typer.Argument(help="A scan's output directory (holds headmap.json).")],
     budget: Annotated[float, typer.Option(help="Fraction of the full KV cache to hold, in (0, 1].")] = 0.5,
-    rule: Annotated[str, typer.Option(help=f"{', '.join(RULES)}.")] = "retrieval",
+    rule: Annotated[str, typer.Option(help=f"{', '.join(RULES)}.")] = DEFAULT_RULE,
     context: Annotated[int, typer.Option(help="Context length (tokens) the budget refers to.")] = 2048,
     sink: Annotated[int | None, typer.Option(help="Sink tokens of a streaming head (default: context/64).")] = None,
     recent: Annotated[

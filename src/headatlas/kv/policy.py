@@ -53,6 +53,8 @@ from ..fileio import write_atomic
 
 Rule = Literal["retrieval", "razor", "headkv"]
 RULES: tuple[str, ...] = get_args(Rule)
+DEFAULT_RULE = "retrieval"
+"""The rule ``headatlas kv plan`` uses unless told otherwise (and the one ``bench kv`` reports first)."""
 SCOPES = ("cache", "global")
 FILLS = ("remainder", "whole")
 POLICY_FORMAT = "headatlas.kvpolicy/1"
@@ -313,7 +315,7 @@ def default_window(context: int) -> tuple[int, int]:
 def plan(
     headmap: Mapping[str, Any],
     *,
-    rule: str = "retrieval",
+    rule: str = DEFAULT_RULE,
     budget: float = 0.5,
     context: int = 2048,
     sink: int | None = None,

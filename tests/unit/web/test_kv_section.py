@@ -26,7 +26,17 @@ def bench_record() -> dict:
                 "snapkv@0.5": {"error": "RuntimeError: <b>boom</b>"},
             }
         },
-        "summary": {"2048": {"0.5": {"best": "atlas_razor_comp", "best_vs_full": 0.954, "points_over_random": 40.0}}},
+        "summary": {
+            "2048": {
+                "0.5": {
+                    "rule": "atlas_retrieval",
+                    "vs_full": 0.727,
+                    "points_over_random": 15.0,
+                    "best_in_hindsight": "atlas_razor_comp",
+                    "best_in_hindsight_vs_full": 0.954,
+                }
+            }
+        },
         "decode_tokens_per_s": {"2048": {"full": 4.0, "atlas_retrieval@0.5": 4.2}},
         "simulation_equal": {"2048": {"atlas_retrieval@0.5": True}},
     }
@@ -46,7 +56,8 @@ def test_report_shows_the_stored_bench_and_plot(tmp_path, tiny_headmap, tiny_pat
     assert "atlas_razor_comp" in section and "0.875" in section and "0.917" in section
     assert "data:image/png;base64," + base64.b64encode(PNG).decode() in section
     assert "&lt;b&gt;boom&lt;/b&gt;" in section and "<b>boom" not in section  # escaped
-    assert "0.954 of full-cache accuracy" in section
+    assert 'default rule <span class="mono">atlas_retrieval</span> (fixed before the run), 0.727 of full' in section
+    assert '<span class="mono">atlas_razor_comp</span>, 0.954 (chosen after seeing them, so optimistic)' in section
     # rebuilt from the same files: the same bytes
     again = write_report(tiny_headmap, tmp_path, patterns=tiny_patterns).read_text(encoding="utf-8")
     assert again == html
