@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,11 +39,25 @@ _MISSES_ALLOWED = 2000  # consecutive repeated or dead-end draws before a sample
 HeadSet = tuple[HeadRef, ...]
 
 
+def non_members(members: Sequence[HeadRef], facts: ModelFacts) -> list[HeadRef]:
+    """Every head that is not a member, in (layer, head) order: where stand-ins come from."""
+    member_set = set(members)
+    return [
+        (layer, head)
+        for layer in range(facts.n_layers)
+        for head in range(facts.n_heads)
+        if (layer, head) not in member_set
+    ]
+
+
+def near(pool: Sequence[HeadRef], layer: int, window: int, taken: Collection[HeadRef] = ()) -> list[HeadRef]:
+    """The heads of ``pool`` within ``window`` layers of ``layer`` and not in ``taken``, in pool order."""
+    return [h for h in pool if abs(h[0] - layer) <= window and h not in taken]
+
+
 def population(members: Sequence[HeadRef], facts: ModelFacts, window: int, limit: int) -> list[HeadSet] | None:
     """Every distinct layer-matched set at ``window``, sorted; ``None`` when there are at least ``limit``."""
-    member_set = set(members)
-    pool = [(layer, head) for layer in range(facts.n_layers) for head in range(facts.n_heads)]
-    pool = [h for h in pool if h not in member_set]
+    pool = non_members(members, facts)
     per_layer = Counter(layer for layer, _ in members)
     layers = sorted(per_layer)
     found: set[HeadSet] = set()
@@ -56,8 +70,7 @@ def population(members: Sequence[HeadRef], facts: ModelFacts, window: int, limit
             found.add(tuple(sorted(chosen)))
             return len(found) < limit
         layer = layers[index]
-        candidates = [h for h in pool if abs(h[0] - layer) <= window and h not in chosen]
-        for combo in itertools.combinations(candidates, per_layer[layer]):
+        for combo in itertools.combinations(near(pool, layer, window, chosen), per_layer[layer]):
             visits += 1
             if visits > _VISIT_BUDGET or not walk(index + 1, chosen | frozenset(combo)):
                 return False
@@ -66,7 +79,7 @@ def population(members: Sequence[HeadRef], facts: ModelFacts, window: int, limit
     if not members:
         return []
     for layer in layers:  # a layer group with too few candidates even before any are taken: nothing fits
-        if sum(1 for h in pool if abs(h[0] - layer) <= window) < per_layer[layer]:
+        if len(near(pool, layer, window)) < per_layer[layer]:
             return []
     complete = walk(0, frozenset())
     return sorted(found) if complete else None
@@ -140,17 +153,12 @@ class RandomSets:
     def _sample_one(self) -> HeadSet | None:
         """One stand-in per member, each uniform over its window's non-members not yet chosen; a member whose
         window has none left (dense member sets) takes the nearest layers that have one."""
-        member_set = set(self.members)
+        pool = non_members(self.members, self.facts)
         chosen: list[HeadRef] = []
         for layer, _head in self.members:
             window = self.window
             while True:
-                candidates = [
-                    (lay, head)
-                    for lay in range(max(0, layer - window), min(self.facts.n_layers, layer + window + 1))
-                    for head in range(self.facts.n_heads)
-                    if (lay, head) not in member_set and (lay, head) not in chosen
-                ]
+                candidates = near(pool, layer, window, chosen)
                 if candidates:
                     break
                 if window >= self.facts.n_layers:
