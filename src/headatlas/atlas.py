@@ -10,10 +10,14 @@ view of the models (per head type, each model a strip on a depth-normalised laye
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from .errors import InvalidSettingError
 from .headmap import HeadMap, write_atomic
 from .heads import head_types
 from .literature.schema import STAGES
@@ -29,15 +33,108 @@ STABILITY_RERUNS = 2
 """The census is rerun with seeds ``seed + 1`` .. ``seed + STABILITY_RERUNS`` for the stability figures."""
 
 
-def build_model_atlas(model: str, out_dir: Path, seed: int = 0) -> HeadMap:
-    """Scan ``model`` with every head type, verification and stability over seeds; write its files."""
+STRICT_NAME = "strict.json"
+STRICT_FORMAT = "headatlas.strict/1"
+"""``atlas/<model>/strict.json``: the strict set tests of the published members (``headatlas atlas strict``)."""
+
+
+def _strict_settings(seed: int) -> Any:
+    from .causal.verify import VerifySettings
+
+    return VerifySettings(seed=seed, strict=True)
+
+
+def read_strict(out_dir: Path) -> dict[str, Any] | None:
+    """The model's ``strict.json``, or ``None`` when it has none."""
+    path = out_dir / STRICT_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidSettingError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != STRICT_FORMAT or not isinstance(data.get("records"), dict):
+        raise InvalidSettingError(f"{path} is not a headatlas strict file ({STRICT_FORMAT})")
+    return data
+
+
+def write_strict(out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: Any) -> Path:
+    """Write ``strict.json``: the strict set-test ``records`` of ``headmap``'s members, with the weights and
+    settings they were run with (what :func:`adopt_strict` checks before it reuses them)."""
+    weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
+    document = {"format": STRICT_FORMAT, "model": weights, "settings": settings.to_dict(), "records": records}
+    path = out_dir / STRICT_NAME
+    write_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def adopt_strict(headmap: HeadMap, out_dir: Path, say: Say | None = None) -> bool:
+    """Put ``out_dir/strict.json``'s set tests into ``headmap`` when they are of its weights, members, metrics
+    and verification settings (seed and probes); a stale file (the scan changed) is removed, with a message.
+    True when adopted."""
+    from .causal.verify import adopt_set_tests
+
+    data = read_strict(out_dir)
+    if data is None:
+        return False
+    try:
+        if data.get("model") != {"name": headmap.facts.name, "sha256": headmap.facts.sha256}:
+            raise InvalidSettingError("it tested other weights than the scan's")
+        adopt_set_tests(headmap, data["records"], data.get("settings") or {})
+    except InvalidSettingError as exc:
+        (out_dir / STRICT_NAME).unlink()
+        if say is not None:
+            say(f"removed {out_dir / STRICT_NAME}: {exc}; run `headatlas atlas strict` again")
+        return False
+    return True
+
+
+def build_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None = None) -> HeadMap:
+    """Scan ``model`` with every head type, verification and stability over seeds; write its files.
+
+    The strict set tests of an earlier ``atlas strict`` are kept while the members they tested stay.
+    """
     from .pipeline import run_scan, scan_settings
     from .publish import publish
 
     seeds = tuple(range(seed, seed + STABILITY_RERUNS + 1))
     result = run_scan(model, scan_settings(seed), verify=True, stability_seeds=seeds)
+    adopt_strict(result.headmap, out_dir, say)
     publish(result, out_dir)
     return result.headmap
+
+
+def strict_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None = None) -> HeadMap:
+    """Run the strict set tests on ``out_dir``'s published members; write ``strict.json`` and the files again.
+
+    Up to 400 random sets per confirmed type: a GPU job, or most of an hour per model on a 2-core CPU.
+    """
+    from .causal.verify import adopt_set_tests, strict_set_tests
+    from .heads import causal_metrics, resolve_head_types
+    from .models.loader import load_model
+    from .web.report import catalogue_papers, reported_agreement, write_report
+
+    source = out_dir / "headmap.json"
+    if not source.is_file():
+        raise InvalidSettingError(f"{out_dir} has no headmap.json; run `headatlas atlas build` first")
+    headmap = HeadMap.read(source)
+    loaded = load_model(model)
+    if (loaded.facts.name, loaded.facts.sha256) != (headmap.facts.name, headmap.facts.sha256):
+        raise InvalidSettingError(f"{source} is a scan of other weights than {model}'s")
+    settings = _strict_settings(seed)
+    metrics = causal_metrics(resolve_head_types(list(headmap.head_types)))
+    start = time.perf_counter()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if say is not None:
+            say(f"{model}: strict set test {done}/{total} ({time.perf_counter() - start:.0f} s)")
+
+    records = strict_set_tests(loaded, headmap, settings, progress, metrics=metrics)
+    adopt_set_tests(headmap, records, settings.to_dict())  # refuses records that do not fit before anything is written
+    write_strict(out_dir, headmap, records, settings)
+    headmap.write(out_dir)
+    write_report(headmap, out_dir, papers=catalogue_papers(None, headmap), agreement=reported_agreement(None, headmap))
+    return headmap
 
 
 def _plural(n: int, word: str) -> str:
@@ -86,6 +183,15 @@ def _stability(headmap: HeadMap, type_id: str) -> str:
     )
 
 
+def _screen_differs(record: dict[str, Any]) -> str:
+    """``; the 20-set screen: verified (p=0.048)`` where a strict test overturned the screen's verdict."""
+    screen = record.get("screen")
+    if not isinstance(screen, dict) or screen.get("verified") == record.get("verified"):
+        return ""
+    verdict = "verified" if screen.get("verified") else "not verified"
+    return f"; the {screen['n_random']}-set screen: {verdict} (p={screen['p_value']:.2g})"
+
+
 def _cell(headmap: HeadMap, type_id: str) -> tuple[str, str]:
     """(status, detail) of one head type in one model, for the atlas table."""
     record = headmap.verification.get(type_id, {})
@@ -96,7 +202,7 @@ def _cell(headmap: HeadMap, type_id: str) -> tuple[str, str]:
         reason = headmap.probes.get(type_id, {}).get("unavailable", "its task does not fit this tokenizer")
         return "not available", reason.rstrip(".")
     strict = "p_holm" in record  # the strict test (interval, Holm) or the 20-set screen
-    stable = _stability(headmap, type_id)
+    stable = _stability(headmap, type_id) + _screen_differs(record)
     if record.get("verified"):
         shown = ", ".join(members[:6]) + (f" +{len(members) - 6}" if len(members) > 6 else "")
         screen = (
@@ -198,8 +304,14 @@ def _across_models(headmaps: dict[str, HeadMap], types: list[str]) -> list[str]:
     return lines
 
 
+def _is_strict(headmap: HeadMap) -> bool:
+    """Whether the model's set tests are the strict ones (``atlas strict``), not the 20-set screen."""
+    return bool(headmap.settings.get("verify", {}).get("strict"))
+
+
 def render_readme(headmaps: dict[str, HeadMap]) -> str:
     types = _stage_order(headmaps)
+    strict = [name for name, hm in headmaps.items() if _is_strict(hm)]
     lines = [
         "# The headatlas atlas",
         "",
@@ -213,15 +325,31 @@ def render_readme(headmaps: dict[str, HeadMap]) -> str:
         "`scripts/constraints.txt`, it writes these files byte for byte; on another processor it finds the same",
         "members, verified flags and best candidates, with numbers equal within 5e-5 absolute or 5e-4 relative",
         "(float32 reductions, gradients above all, follow the CPU's kernels).",
+    ]
+    if strict:
+        sets = _strict_settings(0)
+        lines += [
+            "",
+            "Models marked *strict* replace the screen by the strict test (`headatlas atlas strict`, run on the",
+            f"published members and kept in `strict.json`): random layer-matched sets drawn {sets.n_random} at first,"
+            f" up to {sets.n_random_max}",
+            f"(p floor 1/{sets.n_random_max + 1}) while the answer is in doubt, stopping at {sets.stop_after} sets"
+            " that do as much damage",
+            "(Besag-Clifford); the p-values of the model's tested types Holm-corrected together; the effect with a",
+            "95% bootstrap interval over prompts. Verified = effect > 0, Holm p < 0.05 and the interval above the",
+            "random sets' mean. Where the screen's verdict differs, the cell says so; `headmap.json` keeps it under",
+            "`screen`.",
+        ]
+    lines += [
         "",
-        "| model | layers x heads (KV) | architecture |",
-        "|---|---|---|",
+        "| model | layers x heads (KV) | architecture | set test |",
+        "|---|---|---|---|",
     ]
     for name, hm in headmaps.items():
         f = hm.facts
         lines.append(
             f"| `{name}` ({ZOO[name].hub_id if name in ZOO else f.name}) | {f.n_layers} x {f.n_heads}"
-            f" ({f.n_kv_heads}) | {f.architecture} |"
+            f" ({f.n_kv_heads}) | {f.architecture} | {'*strict*' if name in strict else 'screen'} |"
         )
     lines += ["", "| head type (stage) | " + " | ".join(f"`{n}`" for n in headmaps) + " |",
               "|---|" + "---|" * len(headmaps)]  # fmt: skip
@@ -279,7 +407,26 @@ def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS,
     for model in models:
         if say is not None:
             say(f"scanning {model} with every head type and verification …")
-        build_model_atlas(model, root / model, seed=seed)
+        build_model_atlas(model, root / model, seed=seed, say=say)
+    return write_index(root, models)
+
+
+def strict_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS, seed: int = 0,
+                 say: Say | None = None) -> Path:  # fmt: skip
+    """``headatlas atlas strict``: the strict set tests for ``models``' published members; returns the README path."""
+    root = Path(out)
+    for model in models:  # every model's scan is there before the first hour of work starts
+        if not (root / model / "headmap.json").is_file():
+            raise InvalidSettingError(f"{root / model} has no headmap.json; run `headatlas atlas build` first")
+    for model in models:
+        if say is not None:
+            say(f"strict set tests of {model}'s published members (up to 400 random sets each) …")
+        strict_model_atlas(model, root / model, seed=seed, say=say)
+    return write_index(root, models)
+
+
+def write_index(root: Path, models: Sequence[str]) -> Path:
+    """``README.md`` and ``compare.html`` over every model whose files are under ``root``."""
     # the table covers every model whose files are present, so rebuilding one model keeps the others
     headmaps = {m: HeadMap.read(root / m) for m in (*ATLAS_MODELS, *models) if (root / m / "headmap.json").is_file()}
     readme = root / "README.md"
@@ -288,4 +435,16 @@ def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS,
     return readme
 
 
-__all__ = ["ATLAS_MODELS", "build_atlas", "build_model_atlas", "render_compare", "render_readme"]
+__all__ = [
+    "ATLAS_MODELS",
+    "STRICT_NAME",
+    "adopt_strict",
+    "build_atlas",
+    "build_model_atlas",
+    "read_strict",
+    "render_compare",
+    "render_readme",
+    "strict_atlas",
+    "strict_model_atlas",
+    "write_strict",
+]

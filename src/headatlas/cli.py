@@ -407,6 +407,24 @@ def atlas_build(
     err.print(f"wrote {readme}")
 
 
+@atlas_app.command("strict")
+def atlas_strict(
+    out_dir: Annotated[Path, typer.Option("--out", help="Atlas directory.")] = Path("atlas"),
+    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo aliases.")] = "smollm2-135m",
+) -> None:
+    """Strict set tests (up to 400 random sets, Holm, bootstrap CI) of the published members; writes strict.json."""
+    from .atlas import strict_atlas
+    from .headmap import check_out_dir
+
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in ZOO]
+    if unknown or not chosen:
+        raise InvalidSettingError(f"unknown zoo model(s) {', '.join(unknown) or '(none)'}; valid are {', '.join(ZOO)}")
+    check_out_dir(out_dir)
+    readme = strict_atlas(out_dir, chosen, say=err.print)
+    err.print(f"wrote {readme}")
+
+
 def _click_classes() -> tuple[type[Exception], type[Exception]]:
     """``(ClickException, UsageError)`` as the installed typer raises them.
 

@@ -34,10 +34,14 @@ def run(capsys, *argv):
         (["scan", "--seeds", "0,x"], "comma-separated integers"),
         (["scan", "--seeds", "0,1", "--seed", "2"], "either --seed or --seeds"),
         (["heads", "list", "--format", "yaml"], "valid formats"),
+        (["atlas", "strict", "--models", "nope"], "unknown zoo model"),
+        (["atlas", "strict", "--out", "{empty}"], "has no headmap.json; run `headatlas atlas build` first"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
     out_dir = tmp_path / "out"
+    (tmp_path / "empty" / "smollm2-135m").mkdir(parents=True)
+    argv = [a.replace("{empty}", str(tmp_path / "empty")) for a in argv]
     code, _, err = run(capsys, *argv, *(["--out", str(out_dir), "--no-store"] if argv[0] == "scan" else []))
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .metrics import METRICS, Metric, get_metric, register_metric
     from .random_sets import random_head_sets
     from .statistics import spearman
-    from .verify import VerifySettings, verify_headmap, verify_set
+    from .verify import VerifySettings, adopt_set_tests, strict_set_tests, verify_headmap, verify_set
 
 # loaded on first use, so `headatlas --help` and the paper commands do not import torch
 _LAZY = {
@@ -40,6 +40,8 @@ _LAZY = {
     "VerifySettings": ".verify",
     "random_head_sets": ".random_sets",
     "spearman": ".statistics",
+    "adopt_set_tests": ".verify",
+    "strict_set_tests": ".verify",
     "verify_headmap": ".verify",
     "verify_set": ".verify",
 }
@@ -53,6 +55,7 @@ __all__ = [
     "PatchResult",
     "VerifySettings",
     "ablate",
+    "adopt_set_tests",
     "attribute",
     "attribution_scores",
     "get_metric",
@@ -63,6 +66,7 @@ __all__ = [
     "register_metric",
     "run_sets",
     "spearman",
+    "strict_set_tests",
     "verify_headmap",
     "verify_set",
 ]

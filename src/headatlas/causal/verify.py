@@ -22,6 +22,8 @@ For each head type t with member set S (from the census) and metric m (the type'
     when the damage is positive, the corrected p < ``alpha`` and the interval lies above the random sets'
     mean. A confirmed type costs up to 400 batched forward passes of its metric's prompts (about 1.5 s each
     for SmolLM2-135M's text metric on a 2-core CPU), so it is meant for a GPU.
+    :func:`strict_set_tests` runs the strict test alone on a screened scan's members, and
+    :func:`adopt_set_tests` puts its records in (``headatlas atlas strict``).
 * **Per head.** Attribution patching estimates every head's single-head ablation damage at once;
   exact single-head ablation is run for the members (the ``max_exact_members`` strongest by score),
   the ``top_n`` strongest non-members by score and the ``top_n`` heads by attribution. Spearman's rho
@@ -180,11 +182,12 @@ class _MetricRun:
     replacement: Replacement
     clean: float
     clean_samples: np.ndarray  # [N] the metric on each prompt, unablated
-    attribution: torch.Tensor  # [L, H] estimated single-head damage
+    attribution: torch.Tensor | None  # [L, H] estimated single-head damage (None: set tests only)
     exact: dict[HeadRef, float]
 
 
-def _prepare(loaded: LoadedModel, metric: Metric, settings: VerifySettings) -> _MetricRun:
+def _prepare(loaded: LoadedModel, metric: Metric, settings: VerifySettings, *, per_head: bool = True) -> _MetricRun:
+    """Batches, replacement and clean values of ``metric``; with ``per_head``, attribution over every head."""
     batches = metric_batches(loaded, metric, settings, settings.seed)
     replacement = replacement_for(loaded, metric, batches, settings)
     clean = float(run_sets(loaded, batches, metric, [[]], replacement, settings.max_batch)[0])
@@ -193,11 +196,13 @@ def _prepare(loaded: LoadedModel, metric: Metric, settings: VerifySettings) -> _
         if settings.strict
         else torch.zeros(0, dtype=torch.float64)
     )
-    own_mean = settings.method == "mean"  # statistics of these very batches: one forward + one backward
-    change = attribution_scores(
-        loaded, batches, metric, None if own_mean else replacement, steps=settings.attribution_steps
-    )
-    attribution = -change if metric.higher_is_better else change
+    attribution = None
+    if per_head:
+        own_mean = settings.method == "mean"  # statistics of these very batches: one forward + one backward
+        change = attribution_scores(
+            loaded, batches, metric, None if own_mean else replacement, steps=settings.attribution_steps
+        )
+        attribution = -change if metric.higher_is_better else change
     return _MetricRun(metric, batches, replacement, clean, clean_samples.numpy(), attribution, {})
 
 
@@ -302,31 +307,28 @@ def correct_and_decide(records: Mapping[str, dict[str, Any]], alpha: float) -> N
         record["status"] = "verified" if verified else "not_verified"
 
 
-def verify_type(
-    loaded: LoadedModel,
-    head_type: str,
-    scores: dict[HeadRef, float],
-    members: Sequence[HeadRef],
-    run: _MetricRun,
-    settings: VerifySettings,
-) -> dict[str, Any]:
-    """The verification record of one head type (see the module docstring for the rule)."""
-    facts = loaded.facts
-    metric = run.metric
-    record: dict[str, Any] = {
-        "metric": metric.name,
-        "metric_description": metric.description,
+def _header(members: Sequence[HeadRef], run: _MetricRun, settings: VerifySettings) -> dict[str, Any]:
+    """The fields of a type's record that do not depend on the set test's outcome."""
+    return {
+        "metric": run.metric.name,
+        "metric_description": run.metric.description,
         "method": settings.method,
         "members": [head_label(h) for h in members],
         "clean_metric": _r(run.clean),
         "rule": settings.rule(),
         "n_random": settings.n_random,  # the tests replace it by the number of sets they drew
     }
+
+
+def set_test(
+    loaded: LoadedModel, head_type: str, members: Sequence[HeadRef], run: _MetricRun, settings: VerifySettings
+) -> dict[str, Any]:
+    """The set test of one head type (screening or strict, per ``settings``): the record's set-test fields."""
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + zlib.crc32(head_type.encode()))
     wanted = settings.n_random_max if settings.strict else settings.n_random
-    sampler = RandomSets.plan(members, facts, gen, settings.layer_window, wanted)
+    sampler = RandomSets.plan(members, loaded.facts, gen, settings.layer_window, wanted)
     first_sets = sampler.draw(settings.n_random)
-    record.update(layer_window=sampler.window, random_population=sampler.population_size)
+    record: dict[str, Any] = {"layer_window": sampler.window, "random_population": sampler.population_size}
     if not members or not first_sets:
         record.update(
             status="no_members" if not members else "too_many_members",
@@ -338,22 +340,40 @@ def verify_type(
         record.update(_strict_test(loaded, head_type, list(members), first_sets, sampler, run, settings))
     else:
         record.update(_screening_test(loaded, list(members), first_sets, run, settings))
+    return record
+
+
+def verify_type(
+    loaded: LoadedModel,
+    head_type: str,
+    scores: dict[HeadRef, float],
+    members: Sequence[HeadRef],
+    run: _MetricRun,
+    settings: VerifySettings,
+) -> dict[str, Any]:
+    """The verification record of one head type (see the module docstring for the rule)."""
+    facts = loaded.facts
+    attribution = run.attribution
+    if attribution is None:
+        raise ValueError("verify_type needs a metric run prepared with per_head=True")
+    record = _header(members, run, settings)
+    record.update(set_test(loaded, head_type, members, run, settings))
     # per-head: exact ablation for members + top candidates, compared with attribution
     by_score = sorted(scores, key=lambda h: (-scores[h], h))
     strong_members = [h for h in by_score if h in set(members)][: settings.max_exact_members]
     non_members = [h for h in by_score if h not in set(members)][: settings.top_n]
-    flat = run.attribution.flatten()
+    flat = attribution.flatten()
     order = torch.argsort(-flat, stable=True)[: settings.top_n].tolist()
     by_attr = [(i // facts.n_heads, i % facts.n_heads) for i in order]
     checked = list(dict.fromkeys([*strong_members, *non_members, *by_attr]))
     _exact(loaded, run, checked, settings)
-    rho = spearman([float(run.attribution[h]) for h in checked], [run.exact[h] for h in checked])
+    rho = spearman([float(attribution[h]) for h in checked], [run.exact[h] for h in checked])
     record["per_head"] = {
         "attribution": "attribution patching: gradient x (ablated - clean output), all heads in one backward"
         + (f", integrated over {settings.attribution_steps} steps" if settings.attribution_steps > 1 else ""),
         "exact_heads": [head_label(h) for h in checked],
         "exact_effects": [_r(run.exact[h]) for h in checked],
-        "attributions": [_r(float(run.attribution[h])) for h in checked],
+        "attributions": [_r(float(attribution[h])) for h in checked],
         "spearman_attribution_vs_exact": _r(rho),
         "top_by_attribution": [head_label(h) for h in by_attr],
     }
@@ -397,7 +417,8 @@ def verify_headmap(
         scores = {(r["layer"], r["head"]): float(r["score"]) for r in rows if r["score"] is not None}
         members = [(r["layer"], r["head"]) for r in rows if r["member"]]
         headmap.verification[type_id] = verify_type(loaded, type_id, scores, members, run, settings)
-        attributions[type_id] = run.attribution
+        if run.attribution is not None:
+            attributions[type_id] = run.attribution
         exact_of[type_id] = run.exact
         if progress is not None:
             progress("verify", done, len(types))
@@ -411,6 +432,91 @@ def verify_headmap(
             row["ablation_effect"] = None if exact is None else round(exact, 6)
     headmap.settings["verify"] = settings.to_dict()
     return headmap
+
+
+PER_TYPE_FIELDS = ("metric", "metric_description", "method", "members", "clean_metric", "per_head")
+"""Fields of a verification record the set test does not write: kept when a strict test replaces a screen."""
+SCREEN_SUMMARY = ("status", "verified", "effect", "random_mean", "random_max", "p_value", "n_random", "layer_window")
+"""What a record keeps, under ``screen``, of the screening test a strict one replaced."""
+STRICT_ONLY = ("strict", "n_random_max", "stop_after")
+"""Keys of :meth:`VerifySettings.to_dict` in which a strict run differs from a screening one."""
+
+
+def _tested(headmap: HeadMap, metrics: Mapping[str, Metric]) -> list[str]:
+    """The types whose set test runs: a metric, members and scores (a task unfit for the tokenizer has none)."""
+    return [
+        t
+        for t in headmap.head_types
+        if t in metrics
+        and headmap.members(t)
+        and any(r["score"] is not None for r in headmap.rows if r["head_type"] == t)
+    ]
+
+
+def strict_set_tests(
+    loaded: LoadedModel,
+    headmap: HeadMap,
+    settings: VerifySettings,
+    progress: VerifyProgress | None = None,
+    *,
+    metrics: Mapping[str, Metric],
+) -> dict[str, dict[str, Any]]:
+    """The strict set test of every type of ``headmap`` with members, Holm-corrected together.
+
+    Each record is what :func:`verify_headmap` with the same strict ``settings`` writes for the type (same
+    prompts, seed and random sets), less the per-head checks; so a scan verified by the 20-set screen gets
+    the strict statistics for the cost of its set tests alone (:func:`adopt_set_tests` puts them in).
+    """
+    if not settings.strict:
+        raise InvalidSettingError("strict_set_tests needs VerifySettings(strict=True)")
+    facts = loaded.facts
+    if (facts.n_layers, facts.n_heads) != (headmap.facts.n_layers, headmap.facts.n_heads):
+        raise InvalidSettingError(
+            f"the headmap is of a {headmap.facts.n_layers}x{headmap.facts.n_heads} model, not {facts.name}"
+        )
+    runs: dict[str, _MetricRun] = {}
+    records: dict[str, dict[str, Any]] = {}
+    tested = _tested(headmap, metrics)
+    for done, type_id in enumerate(tested, start=1):
+        metric = metrics[type_id]
+        if metric.name not in runs:
+            runs[metric.name] = _prepare(loaded, metric, settings, per_head=False)
+        run = runs[metric.name]
+        members = [(r["layer"], r["head"]) for r in headmap.rows if r["head_type"] == type_id and r["member"]]
+        records[type_id] = {**_header(members, run, settings), **set_test(loaded, type_id, members, run, settings)}
+        if progress is not None:
+            progress("strict", done, len(tested))
+    correct_and_decide(records, settings.alpha)
+    return records
+
+
+def adopt_set_tests(headmap: HeadMap, records: Mapping[str, dict[str, Any]], settings: Mapping[str, Any]) -> None:
+    """Put the strict set tests ``records`` (:func:`strict_set_tests`) into a screened ``headmap`` in place.
+
+    ``settings`` are those of the strict run (:meth:`VerifySettings.to_dict`). Each tested type's record takes
+    the strict fields and keeps its per-head checks and, under ``screen``, the screen's verdict and numbers.
+    Refused unless ``settings`` differ from the scan's verification settings only in being strict, and
+    ``records`` cover exactly the scan's tested types with the same members and metrics (else the Holm family
+    or the members would not be the scan's).
+    """
+    screened = headmap.settings.get("verify")
+    wanted = {k: v for k, v in settings.items() if k not in STRICT_ONLY}
+    same = screened is not None and {k: v for k, v in screened.items() if k not in STRICT_ONLY} == wanted
+    if not same or not settings.get("strict"):
+        raise InvalidSettingError("the strict records were run with other verification settings than the scan")
+    tested = {t for t, r in headmap.verification.items() if "p_value" in r}
+    if tested != set(records):
+        raise InvalidSettingError(
+            f"the strict records cover {sorted(records)}, the scan tested {sorted(tested)}: rerun the strict tests"
+        )
+    for type_id, new in records.items():
+        old = headmap.verification[type_id]
+        if (old.get("members"), old.get("metric")) != (new.get("members"), new.get("metric")):
+            raise InvalidSettingError(f"the strict record of {type_id!r} has other members or another metric")
+        screen = old.get("screen") or {k: old[k] for k in SCREEN_SUMMARY if k in old}
+        kept = {k: old[k] for k in PER_TYPE_FIELDS if k in old}
+        headmap.verification[type_id] = {**kept, **new, "screen": screen}
+    headmap.settings["verify"] = dict(settings)
 
 
 def verify_set(

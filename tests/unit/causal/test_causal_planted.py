@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,6 +21,9 @@ from headatlas.causal import (
     verify_set,
 )
 from headatlas.causal.interventions import make_replacement
+from headatlas.causal.verify import SCREEN_SUMMARY, adopt_set_tests, strict_set_tests
+from headatlas.errors import InvalidSettingError
+from headatlas.heads import causal_metrics, resolve_head_types
 from headatlas.probes import PROBES, ProbeSettings
 from headatlas.store import connect, save_scan
 from headatlas.testing.planted import INDUCTION, PLANTED, PREVIOUS, build_planted_model
@@ -27,6 +32,7 @@ UNRELATED = (1, 0)  # unplanted: writes only into spare dimensions nothing reads
 PROBE = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
 VERIFY = VerifySettings(repeat_len=12, n_repeat=4, top_n=2, max_batch=48, strict=True, n_random_max=100)
 SCREEN = VerifySettings(repeat_len=12, n_repeat=4, top_n=0, max_exact_members=1, max_batch=48)
+PAIR = ["induction", "previous_token"]
 SPARE = 192  # unplanted heads added per layer (196 in all, a divisor of the hidden size): 195 alternatives per head
 
 
@@ -60,15 +66,17 @@ def test_attribution_ranks_the_planted_head_first(planted):
         assert divmod(best, planted.facts.n_heads) == INDUCTION
 
 
-def test_verification_marks_planted_sets_verified_and_random_sets_not(planted_wide, db_path):
-    planted = planted_wide
-    headmap = scan(
-        planted,
-        head_types=["induction", "previous_token"],
-        probes=PROBE,
-        verify=True,
-        verify_settings=VERIFY,
-    )
+def _planted_scan(planted_wide, settings):
+    return scan(planted_wide, head_types=PAIR, probes=PROBE, verify=True, verify_settings=settings)
+
+
+@pytest.fixture(scope="module")
+def strict_scan(planted_wide):
+    return _planted_scan(planted_wide, VERIFY)
+
+
+def test_verification_marks_planted_sets_verified_and_random_sets_not(planted_wide, strict_scan, db_path):
+    planted, headmap = planted_wide, strict_scan
     for type_id in ("induction", "previous_token"):
         assert headmap.members(type_id) == [f"L{h[0]}H{h[1]}" for h in PLANTED[type_id]]
         record = headmap.verification[type_id]
@@ -112,6 +120,33 @@ def test_verification_marks_planted_sets_verified_and_random_sets_not(planted_wi
     assert by_head[INDUCTION]["ablation_effect"] > 3.0
     assert all(r["attribution"] is not None for r in stored)
     assert any(r["ablation_effect"] is None for r in stored)
+
+
+def test_strict_set_tests_turn_a_screened_scan_into_the_strict_scan(planted_wide, strict_scan):
+    """`atlas strict`'s path: the set tests alone, run on a screened scan's members, give the strict scan's
+    records (per-head checks kept, the screen's verdict under ``screen``); records that do not fit are refused."""
+    screened = _planted_scan(planted_wide, replace(VERIFY, strict=False))
+    metrics = causal_metrics(resolve_head_types(PAIR))
+    records = strict_set_tests(planted_wide, screened, VERIFY, metrics=metrics)
+    assert records == {t: {k: v for k, v in strict_scan.verification[t].items() if k != "per_head"} for t in PAIR}
+    before = copy.deepcopy(screened.verification)
+    with pytest.raises(InvalidSettingError, match="other verification settings"):
+        adopt_set_tests(screened, records, replace(VERIFY, seed=1).to_dict())
+    with pytest.raises(InvalidSettingError, match="the scan tested"):
+        adopt_set_tests(screened, {"induction": records["induction"]}, VERIFY.to_dict())
+    moved = {**records, "induction": {**records["induction"], "members": ["L1H3"]}}
+    with pytest.raises(InvalidSettingError, match="other members"):
+        adopt_set_tests(screened, moved, VERIFY.to_dict())
+    assert screened.verification == before  # a refusal changes nothing
+    adopt_set_tests(screened, records, VERIFY.to_dict())
+    for type_id in PAIR:
+        record, screen = screened.verification[type_id], before[type_id]
+        assert {k: v for k, v in record.items() if k != "screen"} == strict_scan.verification[type_id]
+        assert record["screen"] == {k: screen[k] for k in SCREEN_SUMMARY}
+        assert record["screen"]["n_random"] == 20 and record["n_random"] == 100
+    assert screened.settings["verify"] == strict_scan.settings["verify"]
+    adopt_set_tests(screened, records, VERIFY.to_dict())  # again: the same records, the first screen kept
+    assert screened.verification["induction"]["screen"] == {k: before["induction"][k] for k in SCREEN_SUMMARY}
 
 
 def test_verification_is_deterministic(planted):

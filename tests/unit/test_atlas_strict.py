@@ -1,0 +1,90 @@
+"""`atlas strict`: the strict set tests of the published members, kept in strict.json and reused by `atlas build`
+while the members they tested stay (the planted model, small probes: the zoo models' code path in seconds)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from headatlas.api import scan
+from headatlas.atlas import STRICT_NAME, adopt_strict, read_strict, render_readme, write_strict
+from headatlas.causal import VerifySettings
+from headatlas.causal.verify import strict_set_tests
+from headatlas.errors import InvalidSettingError
+from headatlas.heads import causal_metrics, resolve_head_types
+from headatlas.probes import ProbeSettings
+from headatlas.testing.planted import build_planted_model
+
+TYPES = ["induction", "previous_token"]
+SCREEN = VerifySettings(repeat_len=12, n_repeat=4, top_n=1, max_exact_members=1, max_batch=48, n_random_max=40)
+
+
+@pytest.fixture(scope="module")
+def screened():
+    """The planted model (28 heads a layer) screened, and its strict set tests (up to 40 sets here)."""
+    loaded = build_planted_model(0, spare_heads=24)
+    probes = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
+    headmap = scan(loaded, head_types=TYPES, probes=probes, verify=True, verify_settings=SCREEN)
+    strict = replace(SCREEN, strict=True)
+    records = strict_set_tests(loaded, headmap, strict, metrics=causal_metrics(resolve_head_types(TYPES)))
+    return headmap, records, strict
+
+
+def test_build_adopts_the_strict_file_while_its_members_stay(screened, tmp_path):
+    headmap, records, strict = screened
+    assert records and all("p_holm" in r for r in records.values())
+    write_strict(tmp_path, headmap, records, strict)
+    said: list[str] = []
+    adopted = copy.deepcopy(headmap)
+    assert adopt_strict(adopted, tmp_path, say=said.append) and not said
+    for type_id, record in records.items():
+        assert {k: v for k, v in record.items()} == {
+            k: v for k, v in adopted.verification[type_id].items() if k not in ("per_head", "screen")
+        }
+        assert adopted.verification[type_id]["per_head"] == headmap.verification[type_id]["per_head"]
+        assert adopted.verification[type_id]["screen"]["n_random"] == headmap.verification[type_id]["n_random"]
+
+    text = render_readme({"tiny": adopted, "plain": headmap})
+    assert re.search(r"^\| `tiny` \(.*\) \| .* \| \*strict\* \|$", text, re.M)
+    assert re.search(r"^\| `plain` \(.*\) \| .* \| screen \|$", text, re.M)
+    assert "Models marked *strict* replace the screen" in text
+    tested = next(iter(records))
+    cell = re.search(rf"^\| `{tested}` \(\w+\) \| (.*) \| (.*) \|$", text, re.M).group(1)
+    assert f"Holm p={records[tested]['p_holm']:.2g}" in cell, cell
+
+    # a strict test that overturns the screen says so in the cell
+    flipped = copy.deepcopy(adopted)
+    flipped.verification[tested]["screen"]["verified"] = not records[tested]["verified"]
+    cell = re.search(rf"^\| `{tested}` \(\w+\) \| (.*) \|$", render_readme({"tiny": flipped}), re.M).group(1)
+    assert re.search(r"; the 20-set screen: (not )?verified \(p=[\d.e-]+\)", cell), cell
+
+
+def test_a_stale_strict_file_is_removed_with_a_message(screened, tmp_path):
+    headmap, records, strict = screened
+    write_strict(tmp_path, headmap, records, strict)
+    changed = copy.deepcopy(headmap)
+    tested = next(iter(records))
+    changed.verification[tested]["members"] = ["L0H0", "L1H3"]  # a rebuild found other members
+    said: list[str] = []
+    assert not adopt_strict(changed, tmp_path, say=said.append)
+    assert not (tmp_path / STRICT_NAME).exists()
+    assert len(said) == 1 and "other members" in said[0] and "atlas strict" in said[0]
+    assert changed.verification[tested]["members"] == ["L0H0", "L1H3"] and "screen" not in changed.verification[tested]
+
+    write_strict(tmp_path, headmap, records, replace(strict, seed=1))  # run at another seed than the scan's
+    assert not adopt_strict(copy.deepcopy(headmap), tmp_path, say=said.append)
+    assert "other verification settings" in said[-1]
+
+
+def test_a_file_that_is_not_a_strict_file_is_a_clear_error(tmp_path):
+    assert read_strict(tmp_path) is None
+    (tmp_path / STRICT_NAME).write_text(json.dumps({"format": "something else", "records": {}}))
+    with pytest.raises(InvalidSettingError, match="is not a headatlas strict file"):
+        read_strict(tmp_path)
+    (tmp_path / STRICT_NAME).write_text("{not json")
+    with pytest.raises(InvalidSettingError, match="cannot read"):
+        read_strict(tmp_path)
