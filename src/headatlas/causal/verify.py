@@ -509,10 +509,12 @@ def adopt_set_tests(headmap: HeadMap, records: Mapping[str, dict[str, Any]], set
         raise InvalidSettingError(
             f"the strict records cover {sorted(records)}, the scan tested {sorted(tested)}: rerun the strict tests"
         )
-    for type_id, new in records.items():
+    for type_id, new in records.items():  # every check before the first change
         old = headmap.verification[type_id]
         if (old.get("members"), old.get("metric")) != (new.get("members"), new.get("metric")):
             raise InvalidSettingError(f"the strict record of {type_id!r} has other members or another metric")
+    for type_id, new in records.items():
+        old = headmap.verification[type_id]
         screen = old.get("screen") or {k: old[k] for k in SCREEN_SUMMARY if k in old}
         kept = {k: old[k] for k in PER_TYPE_FIELDS if k in old}
         headmap.verification[type_id] = {**kept, **new, "screen": screen}

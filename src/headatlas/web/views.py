@@ -383,8 +383,15 @@ _VERIFICATION_SHOWN = {
     "status", "verified", "metric", "metric_description", "method", "members", "effect", "random_mean",
     "random_std", "random_max", "p_value", "z_score", "rule", "per_head", "random_effects", "random_sets",
     "clean_metric", "ablated_metric", "n_random", "layer_window", "effect_ci", "p_holm", "n_tests", "stopped_early",
-    "n_prompts", "random_population",
+    "n_prompts", "random_population", "screen",
 }  # fmt: skip
+
+
+def _screen(value: Any) -> dict[str, Any] | None:
+    """The screening test a strict one replaced (``atlas strict``): its verdict, p and number of sets."""
+    if not isinstance(value, dict):
+        return None
+    return {"verified": value.get("verified"), "p_value": _num(value.get("p_value")), "n_random": value.get("n_random")}
 
 
 def _num(value: Any) -> float | None:
@@ -432,6 +439,7 @@ def verification_rows(headmap: HeadMap) -> list[dict[str, Any]]:
                 and record.get("random_population") == record.get("n_random"),
                 "layer_window": record.get("layer_window") or 0,
                 "n_prompts": record.get("n_prompts"),
+                "screen": _screen(record.get("screen")),
                 "jaccard": _num(stable.get("jaccard")),
                 "stable_members": [str(m) for m in stable.get("stable_members") or []],
                 "seeds": stable.get("seeds") or [],

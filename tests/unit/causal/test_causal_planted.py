@@ -134,7 +134,7 @@ def test_strict_set_tests_turn_a_screened_scan_into_the_strict_scan(planted_wide
         adopt_set_tests(screened, records, replace(VERIFY, seed=1).to_dict())
     with pytest.raises(InvalidSettingError, match="the scan tested"):
         adopt_set_tests(screened, {"induction": records["induction"]}, VERIFY.to_dict())
-    moved = {**records, "induction": {**records["induction"], "members": ["L1H3"]}}
+    moved = {**records, "previous_token": {**records["previous_token"], "members": ["L1H3"]}}
     with pytest.raises(InvalidSettingError, match="other members"):
         adopt_set_tests(screened, moved, VERIFY.to_dict())
     assert screened.verification == before  # a refusal changes nothing

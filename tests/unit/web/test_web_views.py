@@ -190,3 +190,19 @@ def test_verification_rows_count_random_sets_only_where_the_set_test_ran():
     assert rows["induction"]["n_random"] == 20 and rows["induction"]["layer_window"] == 1
     assert rows["induction"]["all_random_sets"] is False  # 20 of the 495 sets in layers ±1
     assert rows["s_inhibition"]["layer_window"] == 0
+
+
+def test_verification_rows_carry_the_screen_a_strict_test_replaced():
+    from pathlib import Path
+
+    from headatlas.headmap import HeadMap
+
+    headmap = HeadMap.read(Path(__file__).resolve().parents[3] / "atlas" / "smollm2-135m")  # `atlas strict` ran
+    rows = {r["head_type"]: r for r in views.verification_rows(headmap)}
+    tested = {t for t, r in headmap.verification.items() if "p_value" in r}
+    assert tested and all(rows[t]["p_holm"] is not None and rows[t]["n_tests"] == len(tested) for t in tested)
+    for type_id in tested:
+        screen = headmap.verification[type_id]["screen"]
+        assert rows[type_id]["screen"] == {"verified": screen["verified"], "p_value": screen["p_value"], "n_random": 20}
+        assert "screen" not in dict(rows[type_id]["other"])
+    assert rows["successor"]["screen"] is None  # no members: no set test, strict or screening
