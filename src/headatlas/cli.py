@@ -389,6 +389,18 @@ def serve(
     run_server(db, host=host, port=port, curate=curate)
 
 
+def _atlas_models(models: str, out_dir: Path) -> list[str]:
+    """The zoo aliases of ``--models``, after checking them and that ``--out`` can be written."""
+    from .headmap import check_out_dir
+
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in ZOO]
+    if unknown or not chosen:
+        raise InvalidSettingError(f"unknown zoo model(s) {', '.join(unknown) or '(none)'}; valid are {', '.join(ZOO)}")
+    check_out_dir(out_dir)
+    return chosen
+
+
 @atlas_app.command("build")
 def atlas_build(
     out_dir: Annotated[Path, typer.Option("--out", help="Atlas directory.")] = Path("atlas"),
@@ -396,32 +408,20 @@ def atlas_build(
 ) -> None:
     """Scan the zoo models with every head type and --verify; write atlas/<model>/ and atlas/README.md."""
     from .atlas import build_atlas
-    from .headmap import check_out_dir
 
-    chosen = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in ZOO]
-    if unknown or not chosen:
-        raise InvalidSettingError(f"unknown zoo model(s) {', '.join(unknown) or '(none)'}; valid are {', '.join(ZOO)}")
-    check_out_dir(out_dir)
-    readme = build_atlas(out_dir, chosen, say=err.print)
+    readme = build_atlas(out_dir, _atlas_models(models, out_dir), say=err.print)
     err.print(f"wrote {readme}")
 
 
 @atlas_app.command("strict")
 def atlas_strict(
     out_dir: Annotated[Path, typer.Option("--out", help="Atlas directory.")] = Path("atlas"),
-    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo aliases.")] = "smollm2-135m",
+    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo aliases.")] = "smollm2-135m,gemma3-270m",
 ) -> None:
     """Strict set tests (up to 400 random sets, Holm, bootstrap CI) of the published members; writes strict.json."""
     from .atlas import strict_atlas
-    from .headmap import check_out_dir
 
-    chosen = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in ZOO]
-    if unknown or not chosen:
-        raise InvalidSettingError(f"unknown zoo model(s) {', '.join(unknown) or '(none)'}; valid are {', '.join(ZOO)}")
-    check_out_dir(out_dir)
-    readme = strict_atlas(out_dir, chosen, say=err.print)
+    readme = strict_atlas(out_dir, _atlas_models(models, out_dir), say=err.print)
     err.print(f"wrote {readme}")
 
 

@@ -34,6 +34,7 @@ def run(capsys, *argv):
         (["scan", "--seeds", "0,x"], "comma-separated integers"),
         (["scan", "--seeds", "0,1", "--seed", "2"], "either --seed or --seeds"),
         (["heads", "list", "--format", "yaml"], "valid formats"),
+        (["atlas", "build", "--models", "nope"], "unknown zoo model"),
         (["atlas", "strict", "--models", "nope"], "unknown zoo model"),
         (["atlas", "strict", "--out", "{empty}"], "has no headmap.json; run `headatlas atlas build` first"),
     ],
