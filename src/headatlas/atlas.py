@@ -15,13 +15,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidSettingError
 from .headmap import HeadMap, write_atomic
 from .heads import head_types
 from .literature.schema import STAGES
 from .models.zoo import ZOO
+
+if TYPE_CHECKING:
+    from .causal.verify import VerifySettings
 
 ATLAS_MODELS = ("smollm2-135m", "gemma3-270m")
 COMPARE_NAME = "compare.html"
@@ -38,8 +41,8 @@ STRICT_FORMAT = "headatlas.strict/1"
 """``atlas/<model>/strict.json``: the strict set tests of the published members (``headatlas atlas strict``)."""
 
 
-def _strict_settings(seed: int) -> Any:
-    from .causal.verify import VerifySettings
+def _strict_settings(seed: int) -> VerifySettings:
+    from .causal.verify import VerifySettings  # torch: imported only where the tests run
 
     return VerifySettings(seed=seed, strict=True)
 
@@ -58,7 +61,7 @@ def read_strict(out_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def write_strict(out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: Any) -> Path:
+def write_strict(out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings) -> Path:
     """Write ``strict.json``: the strict set-test ``records`` of ``headmap``'s members, with the weights and
     settings they were run with (what :func:`adopt_strict` checks before it reuses them)."""
     weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
@@ -107,7 +110,7 @@ def build_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None 
 def strict_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None = None) -> HeadMap:
     """Run the strict set tests on ``out_dir``'s published members; write ``strict.json`` and the files again.
 
-    Up to 400 random sets per confirmed type: a GPU job, or most of an hour per model on a 2-core CPU.
+    Up to 400 random sets per confirmed type: a GPU job; SmolLM2-135M took 84 min on a 2-core CPU.
     """
     from .causal.verify import adopt_set_tests, strict_set_tests
     from .heads import causal_metrics, resolve_head_types
