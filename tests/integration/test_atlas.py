@@ -7,7 +7,7 @@ numbers are compared within ``headatlas.testing.compare``'s tolerance (5x those)
 verified flags, statuses, head names, every word of the README row. ``report.html`` is pinned to the data files
 by a unit test (it is their rendering).
 
-SmolLM2's strict set tests (``headatlas atlas strict``, ``strict.json``) take most of an hour on this CPU, so
+SmolLM2's strict set tests (``headatlas atlas strict``, ``strict.json``) took 84 min on this CPU, so
 the rebuild reuses the published ``strict.json`` (the build keeps it only while the members it tested stay)
 and one type's strict test is rerun in full and compared with its published record.
 """
