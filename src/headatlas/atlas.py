@@ -164,9 +164,10 @@ def _sets(record: dict[str, object]) -> str:
 
 
 def _evidence(record: dict[str, object]) -> str:
-    """The set test in a few words: effect [95% CI] vs the random sets' mean, p and the Holm-corrected p."""
-    interval = record.get("effect_ci")
+    """The set test in a few words: effect [95% CI over n prompts] vs the random sets' mean, p and the Holm p."""
+    interval, prompts = record.get("effect_ci"), record.get("n_prompts")
     ci = f" [{interval[0]:.3g}, {interval[1]:.3g}]" if isinstance(interval, list) else ""
+    ci += f" over {prompts} prompts" if ci and prompts else ""
     return (
         f"effect {record['effect']:.3g}{ci} vs random {record['random_mean']:.3g} ({_sets(record)}),"
         f" p={record['p_value']:.2g}, Holm p={record['p_holm']:.2g}"

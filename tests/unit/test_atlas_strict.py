@@ -55,6 +55,7 @@ def test_build_adopts_the_strict_file_while_its_members_stay(screened, tmp_path)
     tested = next(iter(records))
     cell = re.search(rf"^\| `{tested}` \(\w+\) \| (.*) \| (.*) \|$", text, re.M).group(1)
     assert f"Holm p={records[tested]['p_holm']:.2g}" in cell, cell
+    assert f"] over {records[tested]['n_prompts']} prompts vs random" in cell, cell
 
     # a strict test that overturns the screen says so in the cell
     flipped = copy.deepcopy(adopted)
