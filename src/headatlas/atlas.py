@@ -25,6 +25,7 @@ from .models.zoo import ZOO
 
 if TYPE_CHECKING:
     from .causal.verify import VerifySettings
+    from .models.loader import LoadedModel
 
 ATLAS_MODELS = ("smollm2-135m", "gemma3-270m")
 COMPARE_NAME = "compare.html"
@@ -39,6 +40,10 @@ STABILITY_RERUNS = 2
 STRICT_NAME = "strict.json"
 STRICT_FORMAT = "headatlas.strict/1"
 """``atlas/<model>/strict.json``: the strict set tests of the published members (``headatlas atlas strict``)."""
+PARTIAL_NAME = "strict.partial.json"
+PARTIAL_FORMAT = "headatlas.strict-partial/1"
+"""``atlas/<model>/strict.partial.json``: the types a strict run has tested so far (uncorrected), saved after
+each one so that an interrupted run resumes where it stopped; removed when ``strict.json`` is written."""
 
 
 def _strict_settings(seed: int) -> VerifySettings:
@@ -47,28 +52,58 @@ def _strict_settings(seed: int) -> VerifySettings:
     return VerifySettings(seed=seed, strict=True)
 
 
-def read_strict(out_dir: Path) -> dict[str, Any] | None:
-    """The model's ``strict.json``, or ``None`` when it has none."""
-    path = out_dir / STRICT_NAME
+def _read_records(path: Path, form: str) -> dict[str, Any] | None:
+    """A strict or partial file (``form``), or ``None`` when there is none."""
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidSettingError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != STRICT_FORMAT or not isinstance(data.get("records"), dict):
-        raise InvalidSettingError(f"{path} is not a headatlas strict file ({STRICT_FORMAT})")
+    if not isinstance(data, dict) or data.get("format") != form or not isinstance(data.get("records"), dict):
+        raise InvalidSettingError(f"{path} is not a headatlas strict file ({form})")
     return data
+
+
+def _write_records(path: Path, form: str, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings) -> Path:
+    weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
+    document = {"format": form, "model": weights, "settings": settings.to_dict(), "records": records}
+    write_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_strict(out_dir: Path) -> dict[str, Any] | None:
+    """The model's ``strict.json``, or ``None`` when it has none."""
+    return _read_records(out_dir / STRICT_NAME, STRICT_FORMAT)
 
 
 def write_strict(out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings) -> Path:
     """Write ``strict.json``: the strict set-test ``records`` of ``headmap``'s members, with the weights and
     settings they were run with (what :func:`adopt_strict` checks before it reuses them)."""
-    weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
-    document = {"format": STRICT_FORMAT, "model": weights, "settings": settings.to_dict(), "records": records}
-    path = out_dir / STRICT_NAME
-    write_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
-    return path
+    return _write_records(out_dir / STRICT_NAME, STRICT_FORMAT, headmap, records, settings)
+
+
+def resume_records(headmap: HeadMap, out_dir: Path, settings: VerifySettings, say: Say | None = None) -> dict[str, Any]:
+    """The uncorrected records of an interrupted ``atlas strict`` run of the same weights and settings (``{}``
+    when there is none); a partial file of other weights or settings is set aside (removed, with a message)."""
+    path = out_dir / PARTIAL_NAME
+    try:
+        data = _read_records(path, PARTIAL_FORMAT)
+    except InvalidSettingError as exc:
+        data, why = None, str(exc)
+    else:
+        if data is None:
+            return {}
+        weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
+        why = "it is of other weights" if data.get("model") != weights else "it was run with other settings"
+        if data.get("model") == weights and data.get("settings") == settings.to_dict():
+            if say is not None:
+                say(f"resuming from {path}: {len(data['records'])} type(s) already tested")
+            return dict(data["records"])
+    path.unlink()
+    if say is not None:
+        say(f"removed {path}: {why}; starting over")
+    return {}
 
 
 def adopt_strict(headmap: HeadMap, out_dir: Path, say: Say | None = None) -> bool:
@@ -107,36 +142,51 @@ def build_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None 
     return result.headmap
 
 
-def strict_model_atlas(model: str, out_dir: Path, seed: int = 0, say: Say | None = None) -> HeadMap:
+def strict_model_atlas(
+    model: str | LoadedModel,
+    out_dir: Path,
+    seed: int = 0,
+    say: Say | None = None,
+    settings: VerifySettings | None = None,
+) -> HeadMap:
     """Run the strict set tests on ``out_dir``'s published members; write ``strict.json`` and the files again.
 
-    Up to 400 random sets per confirmed type: a GPU job; SmolLM2-135M took 84 min on a 2-core CPU.
+    Up to 400 random sets per confirmed type: a GPU job; SmolLM2-135M took 84 min on a 2-core CPU. Each type
+    is saved to ``strict.partial.json`` once tested, and a rerun after an interruption resumes from there.
+    ``settings`` (default: the atlas's, strict, at ``seed``) must be those the published scan was verified with.
     """
     from .causal.verify import adopt_set_tests, strict_set_tests
     from .heads import causal_metrics, resolve_head_types
     from .models.loader import load_model
-    from .web.report import catalogue_papers, reported_agreement, write_report
+    from .publish import write_files
 
     source = out_dir / "headmap.json"
     if not source.is_file():
         raise InvalidSettingError(f"{out_dir} has no headmap.json; run `headatlas atlas build` first")
     headmap = HeadMap.read(source)
-    loaded = load_model(model)
+    loaded = load_model(model) if isinstance(model, str) else model
     if (loaded.facts.name, loaded.facts.sha256) != (headmap.facts.name, headmap.facts.sha256):
-        raise InvalidSettingError(f"{source} is a scan of other weights than {model}'s")
-    settings = _strict_settings(seed)
+        raise InvalidSettingError(f"{source} is a scan of other weights than {loaded.facts.name}'s")
+    settings = settings or _strict_settings(seed)
     metrics = causal_metrics(resolve_head_types(list(headmap.head_types)))
     start = time.perf_counter()
 
     def progress(stage: str, done: int, total: int) -> None:
         if say is not None:
-            say(f"{model}: strict set test {done}/{total} ({time.perf_counter() - start:.0f} s)")
+            say(f"{loaded.facts.name}: strict set test {done}/{total} ({time.perf_counter() - start:.0f} s)")
 
-    records = strict_set_tests(loaded, headmap, settings, progress, metrics=metrics)
+    done = resume_records(headmap, out_dir, settings, say)
+    partial = dict(done)
+
+    def save(type_id: str, record: dict[str, Any]) -> None:
+        partial[type_id] = record
+        _write_records(out_dir / PARTIAL_NAME, PARTIAL_FORMAT, headmap, partial, settings)
+
+    records = strict_set_tests(loaded, headmap, settings, progress, metrics=metrics, done=done, on_record=save)
     adopt_set_tests(headmap, records, settings.to_dict())  # refuses records that do not fit before anything is written
     write_strict(out_dir, headmap, records, settings)
-    headmap.write(out_dir)
-    write_report(headmap, out_dir, papers=catalogue_papers(None, headmap), agreement=reported_agreement(None, headmap))
+    (out_dir / PARTIAL_NAME).unlink(missing_ok=True)
+    write_files(headmap, out_dir)
     return headmap
 
 
@@ -441,6 +491,7 @@ def write_index(root: Path, models: Sequence[str]) -> Path:
 
 __all__ = [
     "ATLAS_MODELS",
+    "PARTIAL_NAME",
     "STRICT_NAME",
     "adopt_strict",
     "build_atlas",
@@ -448,6 +499,7 @@ __all__ = [
     "read_strict",
     "render_compare",
     "render_readme",
+    "resume_records",
     "strict_atlas",
     "strict_model_atlas",
     "write_strict",

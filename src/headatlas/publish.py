@@ -36,6 +36,20 @@ def write_patterns(patterns: dict[str, Any], out_dir: str | Path) -> Path:
     return path
 
 
+def write_files(
+    headmap: HeadMap, out: Path, patterns: dict[str, Any] | None = None, store: sqlite3.Connection | None = None
+) -> tuple[Path, Path, Path]:
+    """Write ``headmap.csv``, ``headmap.json`` and ``report.html`` of ``headmap`` into ``out``; the report shows
+    ``patterns`` (default: ``out/patterns.json``) and papers from the store's catalogue (the shipped one
+    without a store). Used by :func:`publish` and wherever a published head map changes in place."""
+    from .web.report import catalogue_papers, reported_agreement, write_report
+
+    csv_path, json_path = headmap.write(out)
+    papers = catalogue_papers(store, headmap)
+    report_path = write_report(headmap, out, patterns, papers, reported_agreement(store, headmap))
+    return csv_path, json_path, report_path
+
+
 def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection | None = None) -> Published:
     """Write every file of ``result`` into ``out_dir`` and, with a ``store`` connection, record the scan.
 
@@ -43,11 +57,8 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     catalogue (the shipped one without a store). Without captured patterns no ``patterns.json`` is written,
     and an earlier one in ``out_dir`` is removed so the report and files stay of one scan.
     """
-    from .web.report import catalogue_papers, reported_agreement, write_report
-
     out = prepare_out_dir(out_dir)
     headmap: HeadMap = result.headmap
-    csv_path, json_path = headmap.write(out)
     patterns_path: Path | None = out / PATTERNS_FILE
     stored_patterns = None
     if result.patterns is not None:
@@ -57,8 +68,7 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     else:
         (out / PATTERNS_FILE).unlink(missing_ok=True)
         patterns_path = None
-    papers = catalogue_papers(store, headmap)
-    report_path = write_report(headmap, out, stored_patterns, papers, reported_agreement(store, headmap))
+    csv_path, json_path, report_path = write_files(headmap, out, stored_patterns, store)
     scan_id = None
     if store is not None:
         from .store import save_scan
@@ -67,4 +77,4 @@ def publish(result: ScanResult, out_dir: str | Path, store: sqlite3.Connection |
     return Published(csv_path, json_path, patterns_path, report_path, scan_id)
 
 
-__all__ = ["Published", "publish", "write_patterns"]
+__all__ = ["Published", "publish", "write_files", "write_patterns"]

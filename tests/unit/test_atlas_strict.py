@@ -11,8 +11,17 @@ from dataclasses import replace
 import pytest
 
 from headatlas.api import scan
-from headatlas.atlas import STRICT_NAME, adopt_strict, read_strict, render_readme, write_strict
-from headatlas.causal import VerifySettings
+from headatlas.atlas import (
+    PARTIAL_NAME,
+    STRICT_NAME,
+    adopt_strict,
+    read_strict,
+    render_readme,
+    resume_records,
+    strict_model_atlas,
+    write_strict,
+)
+from headatlas.causal import VerifySettings, verify
 from headatlas.causal.verify import strict_set_tests
 from headatlas.errors import InvalidSettingError
 from headatlas.heads import causal_metrics, resolve_head_types
@@ -24,13 +33,17 @@ SCREEN = VerifySettings(repeat_len=12, n_repeat=4, top_n=1, max_exact_members=1,
 
 
 @pytest.fixture(scope="module")
-def screened():
+def planted():
+    return build_planted_model(0, spare_heads=24)
+
+
+@pytest.fixture(scope="module")
+def screened(planted):
     """The planted model (28 heads a layer) screened, and its strict set tests (up to 40 sets here)."""
-    loaded = build_planted_model(0, spare_heads=24)
     probes = ProbeSettings(repeat_len=12, n_repeat=4, batch_size=4)
-    headmap = scan(loaded, head_types=TYPES, probes=probes, verify=True, verify_settings=SCREEN)
+    headmap = scan(planted, head_types=TYPES, probes=probes, verify=True, verify_settings=SCREEN)
     strict = replace(SCREEN, strict=True)
-    records = strict_set_tests(loaded, headmap, strict, metrics=causal_metrics(resolve_head_types(TYPES)))
+    records = strict_set_tests(planted, headmap, strict, metrics=causal_metrics(resolve_head_types(TYPES)))
     return headmap, records, strict
 
 
@@ -89,3 +102,68 @@ def test_a_file_that_is_not_a_strict_file_is_a_clear_error(tmp_path):
     (tmp_path / STRICT_NAME).write_text("{not json")
     with pytest.raises(InvalidSettingError, match="cannot read"):
         read_strict(tmp_path)
+
+
+def test_an_interrupted_strict_run_resumes_from_its_partial_file(planted, screened, tmp_path, monkeypatch):
+    headmap, records, strict = screened
+    first, second = TYPES
+    assert list(records) == TYPES
+    headmap.write(tmp_path)
+    real = verify.set_test
+
+    def stop_at_the_second(loaded, head_type, *args, **kwargs):
+        if head_type == second:
+            raise KeyboardInterrupt
+        return real(loaded, head_type, *args, **kwargs)
+
+    monkeypatch.setattr(verify, "set_test", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        strict_model_atlas(planted, tmp_path, settings=strict)
+    monkeypatch.undo()
+    saved = json.loads((tmp_path / PARTIAL_NAME).read_text())
+    assert list(saved["records"]) == [first] and saved["records"][first]["status"] == "pending"
+    assert not (tmp_path / STRICT_NAME).exists()
+
+    saved["records"][first]["random_max"] = 123.0  # marks the record, so the result shows it was reused
+    (tmp_path / PARTIAL_NAME).write_text(json.dumps(saved))
+    said: list[str] = []
+    result = strict_model_atlas(planted, tmp_path, settings=strict, say=said.append)
+    assert said[0].startswith("resuming from") and "1 type(s) already tested" in said[0]
+    assert not (tmp_path / PARTIAL_NAME).exists()
+    written = read_strict(tmp_path)["records"]
+    assert written[first]["random_max"] == 123.0
+    assert written[second] == records[second]  # the same test, the same Holm family
+    assert {k: v for k, v in written[first].items() if k != "random_max"} == {
+        k: v for k, v in records[first].items() if k != "random_max"
+    }
+    assert result.verification[first]["random_max"] == 123.0 and "screen" in result.verification[first]
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_a_partial_file_of_other_settings_is_set_aside(screened, tmp_path):
+    headmap, records, strict = screened
+    weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
+    first = {TYPES[0]: records[TYPES[0]]}
+
+    def partial(**fields):
+        document = {"format": "headatlas.strict-partial/1", "model": weights, "settings": strict.to_dict()}
+        (tmp_path / PARTIAL_NAME).write_text(json.dumps({**document, "records": first, **fields}))
+
+    said: list[str] = []
+    partial()
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == first and said[-1].startswith("resuming")
+    partial(model={"name": headmap.facts.name, "sha256": "0" * 64})
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == {}
+    assert not (tmp_path / PARTIAL_NAME).exists() and "other weights" in said[-1]
+    partial(settings=replace(strict, n_random_max=80).to_dict())
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == {} and "other settings" in said[-1]
+    (tmp_path / PARTIAL_NAME).write_text("{cut off")
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == {}
+    assert not (tmp_path / PARTIAL_NAME).exists() and "cannot read" in said[-1]
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == {} and len(said) == 4
+
+
+def test_strict_settings_other_than_the_scan_are_refused_before_any_test(planted, screened):
+    headmap, _, strict = screened
+    with pytest.raises(InvalidSettingError, match="other verification settings"):
+        strict_set_tests(planted, headmap, replace(strict, seed=1), metrics=causal_metrics(resolve_head_types(TYPES)))

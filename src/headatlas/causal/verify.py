@@ -38,6 +38,7 @@ ran; ``None`` elsewhere, an empty CSV cell).
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -453,6 +454,15 @@ def _tested(headmap: HeadMap, metrics: Mapping[str, Metric]) -> list[str]:
     ]
 
 
+def _resumable(record: Mapping[str, Any], members: Sequence[HeadRef], metric: Metric) -> bool:
+    """Whether an earlier uncorrected strict record still answers for ``members`` under ``metric``."""
+    return (
+        record.get("status") in ("pending", "no_members", "too_many_members")
+        and record.get("members") == [head_label(h) for h in members]
+        and record.get("metric") == metric.name
+    )
+
+
 def strict_set_tests(
     loaded: LoadedModel,
     headmap: HeadMap,
@@ -460,15 +470,23 @@ def strict_set_tests(
     progress: VerifyProgress | None = None,
     *,
     metrics: Mapping[str, Metric],
+    done: Mapping[str, dict[str, Any]] | None = None,
+    on_record: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The strict set test of every type of ``headmap`` with members, Holm-corrected together.
 
     Each record is what :func:`verify_headmap` with the same strict ``settings`` writes for the type (same
     prompts, seed and random sets), less the per-head checks; so a scan verified by the 20-set screen gets
     the strict statistics for the cost of its set tests alone (:func:`adopt_set_tests` puts them in).
+
+    A long run can resume: each type's test depends only on the settings and the type (its own seed), so
+    ``done`` (uncorrected records from an earlier run with these settings) is reused for every type whose
+    members and metric it matches, and ``on_record(type_id, record)`` receives each new uncorrected record
+    as soon as it is tested (to be saved); the Holm correction runs once all are in.
     """
     if not settings.strict:
         raise InvalidSettingError("strict_set_tests needs VerifySettings(strict=True)")
+    _check_strict_of(headmap, settings.to_dict())  # before the first of many set tests, not after the last
     facts = loaded.facts
     if (facts.n_layers, facts.n_heads) != (headmap.facts.n_layers, headmap.facts.n_heads):
         raise InvalidSettingError(
@@ -477,17 +495,33 @@ def strict_set_tests(
     runs: dict[str, _MetricRun] = {}
     records: dict[str, dict[str, Any]] = {}
     tested = _tested(headmap, metrics)
-    for done, type_id in enumerate(tested, start=1):
+    for count, type_id in enumerate(tested, start=1):
         metric = metrics[type_id]
-        if metric.name not in runs:
-            runs[metric.name] = _prepare(loaded, metric, settings, per_head=False)
-        run = runs[metric.name]
         members = [(r["layer"], r["head"]) for r in headmap.rows if r["head_type"] == type_id and r["member"]]
-        records[type_id] = {**_header(members, run, settings), **set_test(loaded, type_id, members, run, settings)}
+        earlier = (done or {}).get(type_id)
+        if earlier is not None and _resumable(earlier, members, metric):
+            records[type_id] = copy.deepcopy(dict(earlier))
+        else:
+            if metric.name not in runs:
+                runs[metric.name] = _prepare(loaded, metric, settings, per_head=False)
+            run = runs[metric.name]
+            records[type_id] = {**_header(members, run, settings), **set_test(loaded, type_id, members, run, settings)}
+            if on_record is not None:
+                on_record(type_id, copy.deepcopy(records[type_id]))
         if progress is not None:
-            progress("strict", done, len(tested))
+            progress("strict", count, len(tested))
     correct_and_decide(records, settings.alpha)
     return records
+
+
+def _check_strict_of(headmap: HeadMap, settings: Mapping[str, Any]) -> None:
+    """Refuse strict ``settings`` (:meth:`VerifySettings.to_dict`) that differ from the scan's verification
+    settings in more than being strict (another seed or probes: other prompts and random sets)."""
+    screened = headmap.settings.get("verify")
+    wanted = {k: v for k, v in settings.items() if k not in STRICT_ONLY}
+    same = screened is not None and {k: v for k, v in screened.items() if k not in STRICT_ONLY} == wanted
+    if not same or not settings.get("strict"):
+        raise InvalidSettingError("the strict tests use other verification settings than the scan (seed or probes)")
 
 
 def adopt_set_tests(headmap: HeadMap, records: Mapping[str, dict[str, Any]], settings: Mapping[str, Any]) -> None:
@@ -499,11 +533,7 @@ def adopt_set_tests(headmap: HeadMap, records: Mapping[str, dict[str, Any]], set
     ``records`` cover exactly the scan's tested types with the same members and metrics (else the Holm family
     or the members would not be the scan's).
     """
-    screened = headmap.settings.get("verify")
-    wanted = {k: v for k, v in settings.items() if k not in STRICT_ONLY}
-    same = screened is not None and {k: v for k, v in screened.items() if k not in STRICT_ONLY} == wanted
-    if not same or not settings.get("strict"):
-        raise InvalidSettingError("the strict records were run with other verification settings than the scan")
+    _check_strict_of(headmap, settings)
     tested = {t for t, r in headmap.verification.items() if "p_value" in r}
     if tested != set(records):
         raise InvalidSettingError(
