@@ -324,19 +324,21 @@ def _header(members: Sequence[HeadRef], run: _MetricRun, settings: VerifySetting
 def set_test(
     loaded: LoadedModel, head_type: str, members: Sequence[HeadRef], run: _MetricRun, settings: VerifySettings
 ) -> dict[str, Any]:
-    """The set test of one head type (screening or strict, per ``settings``): the record's set-test fields."""
+    """The set test of one head type (screening or strict, per ``settings``): the record's set-test fields.
+
+    Without members there is nothing to test and no random set is drawn (no window, no population); with
+    so many members that no random set exists, the record says which window was searched.
+    """
+    untested: dict[str, Any] = {"verified": None, "effect": None, "n_random": 0, "random_effects": []}
+    if not members:
+        return {"status": "no_members", **untested}
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + zlib.crc32(head_type.encode()))
     wanted = settings.n_random_max if settings.strict else settings.n_random
     sampler = RandomSets.plan(members, loaded.facts, gen, settings.layer_window, wanted)
     first_sets = sampler.draw(settings.n_random)
     record: dict[str, Any] = {"layer_window": sampler.window, "random_population": sampler.population_size}
-    if not members or not first_sets:
-        record.update(
-            status="no_members" if not members else "too_many_members",
-            verified=None,
-            effect=None,
-            random_effects=[],
-        )
+    if not first_sets:
+        record.update(status="too_many_members", **untested)
     elif settings.strict:
         record.update(_strict_test(loaded, head_type, list(members), first_sets, sampler, run, settings))
     else:
@@ -407,7 +409,7 @@ def verify_headmap(
         if type_id not in metrics:
             headmap.verification[type_id] = {"status": "no_metric", "verified": None}
             continue
-        if all(r["score"] is None for r in headmap.rows if r["head_type"] == type_id):  # task unfit for the tokenizer
+        if not _has_scores(headmap, type_id):
             headmap.verification[type_id] = {"status": "no_scores", "verified": None}
             continue
         metric = metrics[type_id]
@@ -443,15 +445,14 @@ STRICT_ONLY = ("strict", "n_random_max", "stop_after")
 """Keys of :meth:`VerifySettings.to_dict` in which a strict run differs from a screening one."""
 
 
+def _has_scores(headmap: HeadMap, type_id: str) -> bool:
+    """Whether the census scored the type (a task unfit for the model's tokenizer scores no head)."""
+    return any(r["score"] is not None for r in headmap.rows if r["head_type"] == type_id)
+
+
 def _tested(headmap: HeadMap, metrics: Mapping[str, Metric]) -> list[str]:
-    """The types whose set test runs: a metric, members and scores (a task unfit for the tokenizer has none)."""
-    return [
-        t
-        for t in headmap.head_types
-        if t in metrics
-        and headmap.members(t)
-        and any(r["score"] is not None for r in headmap.rows if r["head_type"] == t)
-    ]
+    """The types whose set test runs (as in :func:`verify_headmap`): a metric, scores and members."""
+    return [t for t in headmap.head_types if t in metrics and _has_scores(headmap, t) and headmap.members(t)]
 
 
 def _resumable(record: Mapping[str, Any], members: Sequence[HeadRef], metric: Metric) -> bool:

@@ -181,3 +181,15 @@ def test_a_model_with_few_heads_cannot_claim_more_comparisons_than_it_has(plante
         (f"L{lay}H{h}",) for lay in (0, 1) for h in range(4) if (lay, h) != INDUCTION
     )
     assert record["p_value"] == round(1 / 8, 6) and record["verified"] is False
+
+
+def test_a_set_with_nothing_to_compare_draws_no_random_sets(planted):
+    """No members: nothing is tested, so the record claims no sets, window or population; every head a
+    member (8 of 8): no random set exists even across the whole model, and the record says so."""
+    empty = verify_set(planted, [], "induction_loss", SCREEN)
+    assert empty["status"] == "no_members" and empty["n_random"] == 0 and empty["random_effects"] == []
+    assert "layer_window" not in empty and "random_population" not in empty and empty["verified"] is None
+    everything = [(layer, head) for layer in range(2) for head in range(4)]
+    full = verify_set(planted, everything, "induction_loss", SCREEN)
+    assert full["status"] == "too_many_members" and full["n_random"] == 0 and full["random_population"] == 0
+    assert full["layer_window"] == 1 and full["verified"] is None
