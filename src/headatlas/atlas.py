@@ -467,12 +467,18 @@ def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS,
 
 def strict_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS, seed: int = 0,
                  say: Say | None = None) -> Path:  # fmt: skip
-    """``headatlas atlas strict``: the strict set tests for ``models``' published members; returns the README path."""
+    """``headatlas atlas strict``: the strict set tests for ``models``' published members; returns the README path.
+
+    A model whose published scan already carries its ``strict.json`` is skipped; an interrupted one resumes."""
     root = Path(out)
     for model in models:  # every model's scan is there before the first hour of work starts
         if not (root / model / "headmap.json").is_file():
             raise InvalidSettingError(f"{root / model} has no headmap.json; run `headatlas atlas build` first")
     for model in models:
+        if _is_strict(HeadMap.read(root / model)) and read_strict(root / model) is not None:
+            if say is not None:
+                say(f"{model}: {root / model / STRICT_NAME} is current; skipped (remove it to run the tests again)")
+            continue
         if say is not None:
             say(f"strict set tests of {model}'s published members (up to 400 random sets each) …")
         strict_model_atlas(model, root / model, seed=seed, say=say)

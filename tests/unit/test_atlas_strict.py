@@ -18,6 +18,7 @@ from headatlas.atlas import (
     read_strict,
     render_readme,
     resume_records,
+    strict_atlas,
     strict_model_atlas,
     write_strict,
 )
@@ -167,3 +168,17 @@ def test_strict_settings_other_than_the_scan_are_refused_before_any_test(planted
     headmap, _, strict = screened
     with pytest.raises(InvalidSettingError, match="other verification settings"):
         strict_set_tests(planted, headmap, replace(strict, seed=1), metrics=causal_metrics(resolve_head_types(TYPES)))
+
+
+def test_atlas_strict_skips_a_model_whose_strict_file_is_current(screened, tmp_path):
+    headmap, records, strict = screened
+    adopted = copy.deepcopy(headmap)
+    folder = tmp_path / "smollm2-135m"  # named like an atlas model; its weights are never loaded
+    folder.mkdir()
+    write_strict(folder, adopted, records, strict)
+    assert adopt_strict(adopted, folder)
+    adopted.write(folder)
+    said: list[str] = []
+    readme = strict_atlas(tmp_path, ["smollm2-135m"], say=said.append)
+    assert said == [f"smollm2-135m: {folder / STRICT_NAME} is current; skipped (remove it to run the tests again)"]
+    assert "*strict*" in readme.read_text()
