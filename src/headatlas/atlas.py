@@ -65,9 +65,11 @@ def _read_records(path: Path, form: str) -> dict[str, Any] | None:
     return data
 
 
-def _write_records(path: Path, form: str, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings) -> Path:
+def _write_records(
+    path: Path, form: str, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings, device: str
+) -> Path:
     weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
-    document = {"format": form, "model": weights, "settings": settings.to_dict(), "records": records}
+    document = {"format": form, "model": weights, "settings": settings.to_dict(), "device": device, "records": records}
     write_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -77,15 +79,21 @@ def read_strict(out_dir: Path) -> dict[str, Any] | None:
     return _read_records(out_dir / STRICT_NAME, STRICT_FORMAT)
 
 
-def write_strict(out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings) -> Path:
+def write_strict(
+    out_dir: Path, headmap: HeadMap, records: dict[str, Any], settings: VerifySettings, device: str = "cpu"
+) -> Path:
     """Write ``strict.json``: the strict set-test ``records`` of ``headmap``'s members, with the weights and
-    settings they were run with (what :func:`adopt_strict` checks before it reuses them)."""
-    return _write_records(out_dir / STRICT_NAME, STRICT_FORMAT, headmap, records, settings)
+    settings they were run with (what :func:`adopt_strict` checks before it reuses them) and the device type
+    (``cpu``, ``cuda``: float reductions, so the last digits, follow its kernels)."""
+    return _write_records(out_dir / STRICT_NAME, STRICT_FORMAT, headmap, records, settings, device)
 
 
-def resume_records(headmap: HeadMap, out_dir: Path, settings: VerifySettings, say: Say | None = None) -> dict[str, Any]:
-    """The uncorrected records of an interrupted ``atlas strict`` run of the same weights and settings (``{}``
-    when there is none); a partial file of other weights or settings is set aside (removed, with a message)."""
+def resume_records(
+    headmap: HeadMap, out_dir: Path, settings: VerifySettings, say: Say | None = None, device: str = "cpu"
+) -> dict[str, Any]:
+    """The uncorrected records of an interrupted ``atlas strict`` run of the same weights, settings and device
+    type (``{}`` when there is none; one Holm family is run on one kind of device); a partial file of other
+    ones is set aside (removed, with a message)."""
     path = out_dir / PARTIAL_NAME
     try:
         data = _read_records(path, PARTIAL_FORMAT)
@@ -95,8 +103,15 @@ def resume_records(headmap: HeadMap, out_dir: Path, settings: VerifySettings, sa
         if data is None:
             return {}
         weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
-        why = "it is of other weights" if data.get("model") != weights else "it was run with other settings"
-        if data.get("model") == weights and data.get("settings") == settings.to_dict():
+        ran_on = data.get("device", "cpu")
+        why = (
+            "it is of other weights"
+            if data.get("model") != weights
+            else "it was run with other settings"
+            if data.get("settings") != settings.to_dict()
+            else f"it was run on {ran_on}, not {device}"
+        )
+        if data.get("model") == weights and data.get("settings") == settings.to_dict() and ran_on == device:
             if say is not None:
                 say(f"resuming from {path}: {len(data['records'])} type(s) already tested")
             return dict(data["records"])
@@ -148,12 +163,14 @@ def strict_model_atlas(
     seed: int = 0,
     say: Say | None = None,
     settings: VerifySettings | None = None,
+    device: str = "cpu",
 ) -> HeadMap:
     """Run the strict set tests on ``out_dir``'s published members; write ``strict.json`` and the files again.
 
     Up to 400 random sets per confirmed type: a GPU job; SmolLM2-135M took 84 min on a 2-core CPU. Each type
     is saved to ``strict.partial.json`` once tested, and a rerun after an interruption resumes from there.
-    ``settings`` (default: the atlas's, strict, at ``seed``) must be those the published scan was verified with.
+    ``settings`` (default: the atlas's, strict, at ``seed``) must be those the published scan was verified with;
+    ``device`` is where a zoo alias is loaded (``cuda``: the GPU job it is meant to be).
     """
     from .causal.verify import adopt_set_tests, strict_set_tests
     from .heads import causal_metrics, resolve_head_types
@@ -164,7 +181,8 @@ def strict_model_atlas(
     if not source.is_file():
         raise InvalidSettingError(f"{out_dir} has no headmap.json; run `headatlas atlas build` first")
     headmap = HeadMap.read(source)
-    loaded = load_model(model) if isinstance(model, str) else model
+    loaded = load_model(model, device=device) if isinstance(model, str) else model
+    where = loaded.device.type
     if (loaded.facts.name, loaded.facts.sha256) != (headmap.facts.name, headmap.facts.sha256):
         raise InvalidSettingError(f"{source} is a scan of other weights than {loaded.facts.name}'s")
     settings = settings or _strict_settings(seed)
@@ -175,16 +193,16 @@ def strict_model_atlas(
         if say is not None:
             say(f"{loaded.facts.name}: strict set test {done}/{total} ({time.perf_counter() - start:.0f} s)")
 
-    done = resume_records(headmap, out_dir, settings, say)
+    done = resume_records(headmap, out_dir, settings, say, where)
     partial = dict(done)
 
     def save(type_id: str, record: dict[str, Any]) -> None:
         partial[type_id] = record
-        _write_records(out_dir / PARTIAL_NAME, PARTIAL_FORMAT, headmap, partial, settings)
+        _write_records(out_dir / PARTIAL_NAME, PARTIAL_FORMAT, headmap, partial, settings, where)
 
     records = strict_set_tests(loaded, headmap, settings, progress, metrics=metrics, done=done, on_record=save)
     adopt_set_tests(headmap, records, settings.to_dict())  # refuses records that do not fit before anything is written
-    write_strict(out_dir, headmap, records, settings)
+    write_strict(out_dir, headmap, records, settings, where)
     (out_dir / PARTIAL_NAME).unlink(missing_ok=True)
     write_files(headmap, out_dir)
     return headmap
@@ -466,11 +484,14 @@ def build_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS,
 
 
 def strict_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS, seed: int = 0,
-                 say: Say | None = None) -> Path:  # fmt: skip
+                 say: Say | None = None, device: str = "cpu") -> Path:  # fmt: skip
     """``headatlas atlas strict``: the strict set tests for ``models``' published members; returns the README path.
 
     A model whose published scan already carries its ``strict.json`` is skipped; an interrupted one resumes."""
+    from .models.loader import check_device
+
     root = Path(out)
+    check_device(device)
     for model in models:  # every model's scan is there before the first hour of work starts
         if not (root / model / "headmap.json").is_file():
             raise InvalidSettingError(f"{root / model} has no headmap.json; run `headatlas atlas build` first")
@@ -481,7 +502,7 @@ def strict_atlas(out: str | Path = "atlas", models: Sequence[str] = ATLAS_MODELS
             continue
         if say is not None:
             say(f"strict set tests of {model}'s published members (up to 400 random sets each) …")
-        strict_model_atlas(model, root / model, seed=seed, say=say)
+        strict_model_atlas(model, root / model, seed=seed, say=say, device=device)
     return write_index(root, models)
 
 

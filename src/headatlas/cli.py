@@ -417,13 +417,14 @@ def atlas_build(
 def atlas_strict(
     out_dir: Annotated[Path, typer.Option("--out", help="Atlas directory.")] = Path("atlas"),
     models: Annotated[str, typer.Option("--models", help="Comma-separated zoo aliases.")] = "smollm2-135m,gemma3-270m",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 … (float32 either way)")] = "cpu",
 ) -> None:
     """Strict set tests (up to 400 random sets, Holm, bootstrap CI) of the published members; writes strict.json.
 
     Models that already have a current strict.json are skipped; an interrupted run resumes where it stopped."""
     from .atlas import strict_atlas
 
-    readme = strict_atlas(out_dir, _atlas_models(models, out_dir), say=err.print)
+    readme = strict_atlas(out_dir, _atlas_models(models, out_dir), say=err.print, device=device)
     err.print(f"wrote {readme}")
 
 

@@ -131,6 +131,7 @@ def test_an_interrupted_strict_run_resumes_from_its_partial_file(planted, screen
     result = strict_model_atlas(planted, tmp_path, settings=strict, say=said.append)
     assert said[0].startswith("resuming from") and "1 type(s) already tested" in said[0]
     assert not (tmp_path / PARTIAL_NAME).exists()
+    assert read_strict(tmp_path)["device"] == "cpu"
     written = read_strict(tmp_path)["records"]
     assert written[first]["random_max"] == 123.0
     assert written[second] == records[second]  # the same test, the same Holm family
@@ -158,10 +159,13 @@ def test_a_partial_file_of_other_settings_is_set_aside(screened, tmp_path):
     assert not (tmp_path / PARTIAL_NAME).exists() and "other weights" in said[-1]
     partial(settings=replace(strict, n_random_max=80).to_dict())
     assert resume_records(headmap, tmp_path, strict, say=said.append) == {} and "other settings" in said[-1]
+    partial(device="cpu")
+    assert resume_records(headmap, tmp_path, strict, say=said.append, device="cuda") == {}
+    assert said[-1].endswith("it was run on cpu, not cuda; starting over")
     (tmp_path / PARTIAL_NAME).write_text("{cut off")
     assert resume_records(headmap, tmp_path, strict, say=said.append) == {}
     assert not (tmp_path / PARTIAL_NAME).exists() and "cannot read" in said[-1]
-    assert resume_records(headmap, tmp_path, strict, say=said.append) == {} and len(said) == 4
+    assert resume_records(headmap, tmp_path, strict, say=said.append) == {} and len(said) == 5
 
 
 def test_strict_settings_other_than_the_scan_are_refused_before_any_test(planted, screened):

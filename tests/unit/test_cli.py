@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from headatlas.cli import main
 from headatlas.heads import head_types
+
+ATLAS = Path(__file__).resolve().parents[2] / "atlas"
 
 
 def run(capsys, *argv):
@@ -37,18 +40,23 @@ def run(capsys, *argv):
         (["atlas", "build", "--models", "nope"], "unknown zoo model"),
         (["atlas", "strict", "--models", "nope"], "unknown zoo model"),
         (["atlas", "strict", "--out", "{empty}"], "has no headmap.json; run `headatlas atlas build` first"),
+        (["atlas", "strict", "--out", "{screened}", "--models", "gemma3-270m", "--device", "cuda:0"], "CUDA is not"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
     out_dir = tmp_path / "out"
     (tmp_path / "empty" / "smollm2-135m").mkdir(parents=True)
-    argv = [a.replace("{empty}", str(tmp_path / "empty")) for a in argv]
+    screened = tmp_path / "screened" / "gemma3-270m"  # the published screen, not yet strict
+    screened.mkdir(parents=True)
+    (screened / "headmap.json").write_bytes((ATLAS / "gemma3-270m" / "headmap.json").read_bytes())
+    argv = [a.replace("{empty}", str(tmp_path / "empty")).replace("{screened}", str(screened.parent)) for a in argv]
     code, _, err = run(capsys, *argv, *(["--out", str(out_dir), "--no-store"] if argv[0] == "scan" else []))
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert __import__("re").search(message, lines[0]), lines[0]
     assert not out_dir.exists()
+    assert [p.name for p in screened.iterdir()] == ["headmap.json"]
 
 
 def test_out_pointing_at_a_file_and_unwritable_store(capsys, tmp_path):

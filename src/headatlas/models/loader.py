@@ -109,12 +109,17 @@ def resolve_source(name: str) -> str:
     )
 
 
+def check_device(device: str) -> None:
+    """Refuse a CUDA device on a machine without CUDA (a one-line error before any work starts)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidSettingError(f"device {device!r} requested but CUDA is not available on this machine")
+
+
 def load_model(name: str, *, device: str = "cpu", dtype: str = "float32", device_map: str | None = None) -> LoadedModel:
     """Load ``name`` for scanning. ``device_map="auto"`` spreads a large model over devices (accelerate)."""
     if dtype not in DTYPES:
         raise InvalidSettingError(f"unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidSettingError(f"device {device!r} requested but CUDA is not available on this machine")
+    check_device(device)
     name = canonical_name(name)
     source = resolve_source(name)
     with _quiet_transformers():
