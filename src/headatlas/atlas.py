@@ -190,8 +190,10 @@ def strict_model_atlas(
     start = time.perf_counter()
 
     def progress(stage: str, done: int, total: int) -> None:
-        if say is not None:
-            say(f"{loaded.facts.name}: strict set test {done}/{total} ({time.perf_counter() - start:.0f} s)")
+        if say is None:
+            return
+        what = "strict set test" if stage == "strict" else stage  # a type's random sets, round by round
+        say(f"{loaded.facts.name}: {what} {done}/{total} ({time.perf_counter() - start:.0f} s)")
 
     done = resume_records(headmap, out_dir, settings, say, where)
     partial = dict(done)

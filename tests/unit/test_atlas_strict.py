@@ -130,6 +130,9 @@ def test_an_interrupted_strict_run_resumes_from_its_partial_file(planted, screen
     said: list[str] = []
     result = strict_model_atlas(planted, tmp_path, settings=strict, say=said.append)
     assert said[0].startswith("resuming from") and "1 type(s) already tested" in said[0]
+    rounds = [m.split(" (")[0] for m in said if f": {second} sets" in m]  # the resumed type's rounds only
+    assert rounds == [f"{headmap.facts.name}: {second} sets {n}/40" for n in (20, 40)]  # planted: never in doubt
+    assert not any(f": {first} sets" in m for m in said)
     assert not (tmp_path / PARTIAL_NAME).exists()
     assert read_strict(tmp_path)["device"] == "cpu"
     written = read_strict(tmp_path)["records"]

@@ -224,10 +224,18 @@ def _strict_test(
     sampler: RandomSets,
     run: _MetricRun,
     settings: VerifySettings,
+    progress: VerifyProgress | None = None,
 ) -> dict[str, Any]:
     """The member set against random sets: the sequential test, the effect's bootstrap interval, a provisional
-    verdict (:func:`verify_headmap` corrects the p-values of a scan's types together and then decides)."""
+    verdict (:func:`verify_headmap` corrects the p-values of a scan's types together and then decides).
+    ``progress("<type> sets", drawn, n_random_max)`` follows the rounds (a type can take many minutes; one that
+    stops early or runs out of sets ends below ``n_random_max``)."""
     metric = run.metric
+    drawn = [len(first_sets)]
+
+    def report(count: int) -> None:
+        if progress is not None:
+            progress(f"{head_type} sets", count, settings.n_random_max)
 
     def effects(head_sets: list[list[HeadRef]]) -> np.ndarray:
         values = run_sets(loaded, run.batches, metric, head_sets, run.replacement, settings.max_batch, per_sample=True)
@@ -237,12 +245,18 @@ def _strict_test(
     first = effects([members, *first_sets])
     per_prompt, effect = first[0], float(first[0].mean())
     pending = [first[1:].mean(1)]
+    report(drawn[0])
 
     def draw(n: int) -> list[float]:
         if pending:
             return pending.pop().tolist()
         more = sampler.draw(n)
-        return effects(more).mean(1).tolist() if more else []
+        if not more:
+            return []
+        values = effects(more).mean(1).tolist()
+        drawn[0] += len(more)
+        report(drawn[0])
+        return values
 
     test = sequential_p(effect, draw, settings.rounds(), settings.stop_after)
     random_effects = test.random_effects
@@ -322,7 +336,12 @@ def _header(members: Sequence[HeadRef], run: _MetricRun, settings: VerifySetting
 
 
 def set_test(
-    loaded: LoadedModel, head_type: str, members: Sequence[HeadRef], run: _MetricRun, settings: VerifySettings
+    loaded: LoadedModel,
+    head_type: str,
+    members: Sequence[HeadRef],
+    run: _MetricRun,
+    settings: VerifySettings,
+    progress: VerifyProgress | None = None,
 ) -> dict[str, Any]:
     """The set test of one head type (screening or strict, per ``settings``): the record's set-test fields.
 
@@ -340,7 +359,7 @@ def set_test(
     if not first_sets:
         record.update(status="too_many_members", **untested)
     elif settings.strict:
-        record.update(_strict_test(loaded, head_type, list(members), first_sets, sampler, run, settings))
+        record.update(_strict_test(loaded, head_type, list(members), first_sets, sampler, run, settings, progress))
     else:
         record.update(_screening_test(loaded, list(members), first_sets, run, settings))
     return record
@@ -353,6 +372,7 @@ def verify_type(
     members: Sequence[HeadRef],
     run: _MetricRun,
     settings: VerifySettings,
+    progress: VerifyProgress | None = None,
 ) -> dict[str, Any]:
     """The verification record of one head type (see the module docstring for the rule)."""
     facts = loaded.facts
@@ -360,7 +380,7 @@ def verify_type(
     if attribution is None:
         raise ValueError("verify_type needs a metric run prepared with per_head=True")
     record = _header(members, run, settings)
-    record.update(set_test(loaded, head_type, members, run, settings))
+    record.update(set_test(loaded, head_type, members, run, settings, progress))
     # per-head: exact ablation for members + top candidates, compared with attribution
     by_score = sorted(scores, key=lambda h: (-scores[h], h))
     strong_members = [h for h in by_score if h in set(members)][: settings.max_exact_members]
@@ -419,7 +439,7 @@ def verify_headmap(
         rows = [r for r in headmap.rows if r["head_type"] == type_id]
         scores = {(r["layer"], r["head"]): float(r["score"]) for r in rows if r["score"] is not None}
         members = [(r["layer"], r["head"]) for r in rows if r["member"]]
-        headmap.verification[type_id] = verify_type(loaded, type_id, scores, members, run, settings)
+        headmap.verification[type_id] = verify_type(loaded, type_id, scores, members, run, settings, progress)
         if run.attribution is not None:
             attributions[type_id] = run.attribution
         exact_of[type_id] = run.exact
@@ -506,7 +526,8 @@ def strict_set_tests(
             if metric.name not in runs:
                 runs[metric.name] = _prepare(loaded, metric, settings, per_head=False)
             run = runs[metric.name]
-            records[type_id] = {**_header(members, run, settings), **set_test(loaded, type_id, members, run, settings)}
+            test = set_test(loaded, type_id, members, run, settings, progress)
+            records[type_id] = {**_header(members, run, settings), **test}
             if on_record is not None:
                 on_record(type_id, copy.deepcopy(records[type_id]))
         if progress is not None:
