@@ -20,8 +20,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ROUNDS = (20, 80, 300)
-"""Random sets drawn per round of the sequential test (20, then up to 100, then up to 400 in all)."""
+
+def rounds(first: int, most: int) -> tuple[int, ...]:
+    """Random sets drawn per round of the sequential test, which checks its stopping rule after each round:
+    ``first``, then ``first`` at a time up to 100 in all, then 50 at a time up to ``most``. Small rounds stop a
+    test in doubt soon after its ``h``-th exceedance instead of at the end of one long round; each round is
+    still one batched run."""
+    sizes, total = [first], first
+    while total < most:
+        step = min(first if total < 100 else 50, most - total)
+        sizes.append(step)
+        total += step
+    return tuple(sizes)
+
+
+ROUNDS = rounds(20, 400)
+"""The default rounds: 20, four more of 20 (100 in all), then six of 50 (400 in all)."""
 STOP_AFTER = 10
 """``h`` of the sequential test: stop once this many random sets do at least as much damage as the set."""
 BOOTSTRAP_SAMPLES = 2000

@@ -55,7 +55,7 @@ from .attribution import attribution_scores
 from .interventions import HeadRef, Replacement, check_method, head_label, make_replacement, run_sets
 from .metrics import Metric, damage, get_metric, probe_batches
 from .random_sets import RandomSets
-from .statistics import bootstrap_interval, holm, sequential_p, spearman
+from .statistics import bootstrap_interval, holm, rounds, sequential_p, spearman
 
 VerifyProgress = Callable[[str, int, int], None]
 """``(stage, done, total)``: called as each head type finishes."""
@@ -116,9 +116,8 @@ class VerifySettings:
         self.probe_settings()  # validates the probe sizes
 
     def rounds(self) -> tuple[int, ...]:
-        """Random sets drawn per round of the sequential test: ``n_random``, then up to 100, then up to the max."""
-        targets = sorted({self.n_random, max(self.n_random, min(100, self.n_random_max)), self.n_random_max})
-        return tuple(b - a for a, b in zip([0, *targets[:-1]], targets, strict=True))
+        """Random sets drawn per round of the sequential test (:func:`~.statistics.rounds`)."""
+        return rounds(self.n_random, self.n_random_max)
 
     def rule(self) -> str:
         if not self.strict:

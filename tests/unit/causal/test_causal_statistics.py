@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from headatlas.causal.statistics import bootstrap_interval, holm, sequential_p
+from headatlas.causal.statistics import ROUNDS, bootstrap_interval, holm, rounds, sequential_p
 
 
 def _stream(values):
@@ -32,6 +32,18 @@ def test_a_set_no_better_than_random_stops_after_the_first_round_at_the_h_th_exc
     test = sequential_p(0.5, draw, rounds=(20, 80, 300), h=10)
     assert calls == [20] and test.stopped_early
     assert test.p_value == 10 / 19  # the 10th exceedance is the 19th draw; draws after it do not count
+
+
+def test_rounds_are_small_so_a_test_in_doubt_stops_soon_after_its_h_th_exceedance():
+    assert ROUNDS == (20, 20, 20, 20, 20, 50, 50, 50, 50, 50, 50) and sum(ROUNDS) == 400
+    assert rounds(20, 40) == (20, 20) and rounds(20, 20) == (20,) and rounds(30, 130) == (30, 30, 30, 30, 10)
+    rng = np.random.default_rng(1)
+    values = (rng.random(400) < 0.07).astype(float)  # about 1 in 14 random sets beats the member set
+    draw, calls = _stream(values)
+    test = sequential_p(0.5, draw, rounds=ROUNDS, h=10)
+    tenth = int(np.flatnonzero(values >= 0.5)[9]) + 1
+    assert test.stopped_early and test.p_value == 10 / tenth and 100 < tenth < 400
+    assert sum(calls) - tenth < 50 and len(test.random_effects) == sum(calls) < 400  # not the whole 400
 
 
 def test_exhausted_draws_end_the_test_with_the_plain_monte_carlo_p():
