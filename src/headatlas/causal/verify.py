@@ -58,7 +58,8 @@ from .random_sets import RandomSets
 from .statistics import bootstrap_interval, holm, rounds, sequential_p, spearman
 
 VerifyProgress = Callable[[str, int, int], None]
-"""``(stage, done, total)``: called as each head type finishes."""
+"""``(stage, done, total)``: called as each head type finishes and, in a strict test, after each round of
+random sets (stage ``"<type> sets"``)."""
 
 SCREENING_RULE = (
     "verified = set damage > 0 and empirical p < {alpha}, p = (1 + #random sets with damage >= the set's)"
