@@ -98,20 +98,19 @@ def resume_records(
     try:
         data = _read_records(path, PARTIAL_FORMAT)
     except InvalidSettingError as exc:
-        data, why = None, str(exc)
+        why = str(exc)
     else:
         if data is None:
             return {}
         weights = {"name": headmap.facts.name, "sha256": headmap.facts.sha256}
         ran_on = data.get("device", "cpu")
-        why = (
-            "it is of other weights"
-            if data.get("model") != weights
-            else "it was run with other settings"
-            if data.get("settings") != settings.to_dict()
-            else f"it was run on {ran_on}, not {device}"
-        )
-        if data.get("model") == weights and data.get("settings") == settings.to_dict() and ran_on == device:
+        if data.get("model") != weights:
+            why = "it is of other weights"
+        elif data.get("settings") != settings.to_dict():
+            why = "it was run with other settings"
+        elif ran_on != device:
+            why = f"it was run on {ran_on}, not {device}"
+        else:
             if say is not None:
                 say(f"resuming from {path}: {len(data['records'])} type(s) already tested")
             return dict(data["records"])

@@ -231,11 +231,10 @@ def _strict_test(
     ``progress("<type> sets", drawn, n_random_max)`` follows the rounds (a type can take many minutes; one that
     stops early or runs out of sets ends below ``n_random_max``)."""
     metric = run.metric
-    drawn = [len(first_sets)]
 
-    def report(count: int) -> None:
+    def report() -> None:
         if progress is not None:
-            progress(f"{head_type} sets", count, settings.n_random_max)
+            progress(f"{head_type} sets", len(sampler.drawn), settings.n_random_max)
 
     def effects(head_sets: list[list[HeadRef]]) -> np.ndarray:
         values = run_sets(loaded, run.batches, metric, head_sets, run.replacement, settings.max_batch, per_sample=True)
@@ -245,7 +244,7 @@ def _strict_test(
     first = effects([members, *first_sets])
     per_prompt, effect = first[0], float(first[0].mean())
     pending = [first[1:].mean(1)]
-    report(drawn[0])
+    report()
 
     def draw(n: int) -> list[float]:
         if pending:
@@ -254,8 +253,7 @@ def _strict_test(
         if not more:
             return []
         values = effects(more).mean(1).tolist()
-        drawn[0] += len(more)
-        report(drawn[0])
+        report()
         return values
 
     test = sequential_p(effect, draw, settings.rounds(), settings.stop_after)
@@ -478,7 +476,7 @@ def _tested(headmap: HeadMap, metrics: Mapping[str, Metric]) -> list[str]:
 def _resumable(record: Mapping[str, Any], members: Sequence[HeadRef], metric: Metric) -> bool:
     """Whether an earlier uncorrected strict record still answers for ``members`` under ``metric``."""
     return (
-        record.get("status") in ("pending", "no_members", "too_many_members")
+        record.get("status") in ("pending", "too_many_members")  # a tested type has members
         and record.get("members") == [head_label(h) for h in members]
         and record.get("metric") == metric.name
     )
