@@ -10,12 +10,14 @@ unit) and three estimators of every head's ablation effect:
   backward stops at their attention, whose exact change is added);
 * AtP* (``atp*``): the QK fix plus GradDrop (one more backward per layer);
 
-then exact single-head ablation of all heads (one ablated run per head, batched), and compares each
-estimate with it: Spearman's rho of the signed values, of the magnitudes, and the overlap of the ten
+then exact single-head ablation of all heads (one ablated run per head, batched), and, with
+``--ceiling``, the QK fix's ceiling (:func:`~headatlas.causal.atp_star.qk_ceiling`: exact pattern changes
+of every later head, one replaced forward per head; a diagnostic, as costly as exact ablation). It compares each
+estimate with exact ablation: Spearman's rho of the signed values, of the magnitudes, and the overlap of the ten
 heads with the largest |effect|. Costs are given in forward-equivalents twice: counted (a backward as
 two forwards) and measured (wall time over the forward's). The last line printed is one JSON object.
 
-Usage: ``python -m headatlas.bench causal [--model M] [--shapes 2x16,4x20,4x32] [--qk-targets 8]``
+Usage: ``python -m headatlas.bench causal [--model M] [--shapes 2x16,4x20,4x32] [--qk-targets 8] [--ceiling]``
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..causal.atp_star import QK_TARGETS, AtpStar, atp_star
+from ..causal.atp_star import QK_TARGETS, AtpStar, atp_star, qk_ceiling
 from ..causal.attribution import attribution_scores
 from ..causal.interventions import make_replacement, metric_values, run_sets
 from ..causal.metrics import get_metric
@@ -108,6 +110,9 @@ def _shape(loaded: Any, n_repeat: int, repeat_len: int, args: argparse.Namespace
         "atp*-qk": (qk_only.qk, qk_only.forward_equivalents, statistics.median(qk_times)),
         "atp*": (full.scores, full.forward_equivalents, full_s),
     }
+    if args.ceiling:
+        ceiling, ceiling_s = _timed(lambda: qk_ceiling(loaded, batches, metric, replacement))
+        estimators["qk-ceil"] = (ceiling, float(3 + len(heads)), ceiling_s)
     record: dict[str, Any] = {
         "batch": list(batch.input_ids.shape),
         "forward_s": round(forward_s, 4),
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--shapes", default="2x16,4x20,4x32", help="SEQUENCESxREPEAT_LEN, comma-separated")
     parser.add_argument("--qk-targets", type=int, default=QK_TARGETS, help="heads whose softmax AtP* recomputes")
+    parser.add_argument("--ceiling", action="store_true", help="also the QK fix with exact pattern changes")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument("--max-batch", type=int, default=32, help="sequences per forward in exact ablation")
     parser.add_argument("--seed", type=int, default=0)

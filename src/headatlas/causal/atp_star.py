@@ -32,6 +32,11 @@ single-head ablation, at 2×33 / 4×41 / 4×65 tokens): plain 0.811 / 0.770 / 0.
 points within cos 0.8-0.9 of the true one, and a saturated softmax turns that error into a wrong
 pattern: for L17H8 the recomputed L18H6/L18H7 patterns give +0.8 nats each where the true ones give
 +0.07 and +0.10. Plain attribution therefore stays the default (see ``bench causal``).
+
+:func:`qk_ceiling` is the QK fix with every later head a target and each ``ΔA`` taken from a real forward
+with the source replaced: the best any estimate of ``ΔA`` can do, at the cost of exact ablation. On the
+same bench it reaches 0.925 at 2×33, against 0.811 for plain attribution and 0.523 for the linear paths
+alone (every softmax held), so the shortfall is in the cheap ``ΔA``, not in the QK fix's decomposition.
 """
 
 from __future__ import annotations
@@ -51,8 +56,11 @@ from .interventions import (
     MeanReplacement,
     Replacement,
     SourceReplacement,
+    head_mask,
+    masked_hook,
     mean_stats,
     metric_values,
+    repeat_batch,
     resample_for,
 )
 from .metrics import Metric, check_fits
@@ -345,3 +353,109 @@ def _softmax_change(rec: LayerAttention, head: int, dq: torch.Tensor, dk: torch.
     if rec.softcap is not None:
         scores = torch.tanh(scores / rec.softcap) * rec.softcap
     return masked_softmax(scores + rec.bias[:, 0]) - rec.probs[:, head]
+
+
+def qk_ceiling(
+    loaded: LoadedModel,
+    batches: Sequence[ProbeBatch],
+    metric: Metric,
+    replacement: Replacement | None = None,
+    chunk: int = 16,
+) -> torch.Tensor:
+    """The QK fix with exact pattern changes, ``[L, H]``: for head ``n``, ``Δa_n · ∂M/∂a_n`` with every
+    softmax held (the gradient stops at all attention probabilities) plus ``Σ_m ΔA_m · ∂M/∂A_m`` over every
+    head ``m`` of later layers, ``ΔA_m`` read from a forward with ``n`` replaced (``chunk`` sources per pass).
+
+    One replaced forward per head, so it costs what exact ablation costs: a diagnostic of how far the
+    cheap, first-order ``ΔA`` of :func:`atp_star` is from what its decomposition allows, not an estimator
+    to use. ``replacement=None`` is mean ablation with the statistics of ``batches``.
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise InvalidSettingError(f"chunk must be a positive integer, got {chunk!r}")
+    for batch in batches:
+        check_fits(metric, batch)
+    f = loaded.facts
+    if replacement is None:
+        replacement = MeanReplacement(mean_stats(loaded, batches))
+    total = sum(int(b.input_ids.shape[0]) for b in batches)
+    heads = [(layer, head) for layer in range(f.n_layers) for head in range(f.n_heads)]
+    out = torch.zeros(f.n_layers, f.n_heads, dtype=torch.float64)
+    for batch in batches:
+        batch = batch.to(loaded.device)
+        size = int(batch.input_ids.shape[0])
+        repl = resample_for(replacement, size) if isinstance(replacement, SourceReplacement) else replacement
+        held = _held_gradients(loaded, batch, metric, total)
+        for layer in range(f.n_layers):
+            clean, grad = held.outputs[layer], held.output_grads[layer]
+            if grad is not None:
+                diff = repl.values(layer, clean, 1).expand_as(clean) - clean
+                out[layer] += (diff * grad).sum((0, 1, 3)).double().cpu()
+        for start in range(0, len(heads), chunk):
+            sources = heads[start : start + chunk]
+            for (layer, head), term in zip(
+                sources, _pattern_terms(loaded, batch, metric, repl, sources, held), strict=True
+            ):
+                out[layer, head] += term
+    return out.float()
+
+
+@dataclass(frozen=True)
+class _Held:
+    """One batch's clean head outputs and attention probabilities, with ``∂M/∂`` of each while every
+    softmax is held (``None`` where no gradient reached)."""
+
+    outputs: dict[int, torch.Tensor]
+    output_grads: tuple[torch.Tensor | None, ...]
+    probs: dict[int, torch.Tensor]
+    prob_grads: tuple[torch.Tensor | None, ...]
+
+
+def _held_gradients(loaded: LoadedModel, batch: ProbeBatch, metric: Metric, total: int) -> _Held:
+    outputs: dict[int, torch.Tensor] = {}
+    deltas: dict[int, torch.Tensor] = {}
+    probs: dict[int, torch.Tensor] = {}
+
+    def output_hook(layer: int, value: torch.Tensor) -> torch.Tensor:
+        outputs[layer] = value.detach()
+        deltas[layer] = torch.zeros_like(value, requires_grad=True)
+        return value + deltas[layer]
+
+    def hold(attention: LayerAttention) -> torch.Tensor:
+        probs[attention.layer] = attention.probs.detach().requires_grad_(True)
+        return probs[attention.layer]
+
+    layers = range(loaded.facts.n_layers)
+    with torch.enable_grad(), session(hooks=[output_hook], patterns=[hold]):
+        value = metric_values(loaded, batch, metric).sum() / total
+        got = torch.autograd.grad(
+            value, [deltas[layer] for layer in layers] + [probs[layer] for layer in layers], allow_unused=True
+        )
+    n = len(layers)
+    return _Held(outputs, tuple(got[:n]), {k: v.detach() for k, v in probs.items()}, tuple(got[n:]))
+
+
+def _pattern_terms(
+    loaded: LoadedModel,
+    batch: ProbeBatch,
+    metric: Metric,
+    replacement: Replacement,
+    sources: Sequence[HeadRef],
+    held: _Held,
+) -> list[float]:
+    """``Σ_m ΔA_m · ∂M/∂A_m`` over the heads of layers after each source, from one pass with a copy of
+    ``batch`` per source (that source replaced)."""
+    copies, size = len(sources), int(batch.input_ids.shape[0])
+    masks = torch.stack([head_mask([source], loaded.facts) for source in sources])
+    terms = torch.zeros(copies, dtype=torch.float64)
+
+    def read(attention: LayerAttention) -> None:
+        grad = held.prob_grads[attention.layer]
+        if grad is None:
+            return
+        change = attention.probs.detach().view(copies, *grad.shape) - held.probs[attention.layer]
+        later = torch.tensor([attention.layer > layer for layer, _ in sources], device=change.device)
+        terms.add_(((change * grad[None]).sum((1, 2, 3, 4)) * later).double().cpu())
+
+    with torch.no_grad(), session(hooks=[masked_hook(masks, replacement, size)], patterns=[read]):
+        metric_values(loaded, repeat_batch(batch, copies), metric)
+    return terms.tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headatlas.causal.atp_star import atp_star
+from headatlas.causal.atp_star import atp_star, qk_ceiling
 from headatlas.causal.attribution import attribution_scores
 from headatlas.causal.interventions import ZeroReplacement, run_sets
 from headatlas.causal.metrics import Metric, get_metric, last_rows
@@ -90,6 +90,32 @@ def test_qk_fix_is_exact_where_the_only_nonlinearity_is_a_later_softmax():
     assert abs(float(plain[0, 0]) - exact) > 0.2 * abs(exact)
     # layer 1's heads reach the metric linearly: AtP* leaves them as plain attribution has them
     torch.testing.assert_close(result.qk[1], plain[1], atol=1e-6, rtol=1e-4)
+
+
+def test_qk_ceiling_is_exact_where_the_only_nonlinearity_is_a_later_softmax():
+    loaded = composed_model()
+    batch = prompt()
+    zero = ZeroReplacement()
+    exact = exact_effect(loaded, batch, ONE_LOGIT, (0, 0), zero)
+    ceiling = qk_ceiling(loaded, [batch], ONE_LOGIT, zero)
+    assert float(ceiling[0, 0]) == pytest.approx(exact, rel=1e-4)
+    plain = attribution_scores(loaded, [batch], ONE_LOGIT, zero)
+    torch.testing.assert_close(ceiling[1], plain[1], atol=1e-6, rtol=1e-4)
+
+
+def test_qk_ceiling_reads_later_patterns_only_and_chunks_alike():
+    loaded = tiny_llama("gqa", layers=3)
+    batches = PROBES["repeated_tokens"](loaded.tokenizer, ProbeSettings(repeat_len=6, n_repeat=3, batch_size=3), 0)
+    metric = get_metric("induction_loss")
+    plain = attribution_scores(loaded, batches, metric, None)
+    one = qk_ceiling(loaded, batches, metric, chunk=1)
+    many = qk_ceiling(loaded, batches, metric, chunk=5)
+    torch.testing.assert_close(one, many, atol=1e-6, rtol=1e-4)
+    # the last layer has no later softmax: its heads keep plain attribution's estimate
+    torch.testing.assert_close(one[-1], plain[-1], atol=1e-6, rtol=1e-4)
+    assert not torch.allclose(one[0], plain[0], atol=1e-6, rtol=1e-4)
+    with pytest.raises(InvalidSettingError, match="chunk"):
+        qk_ceiling(loaded, batches, metric, chunk=0)
 
 
 def test_qk_fix_with_no_targets_is_plain_attribution():
