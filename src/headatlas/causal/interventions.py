@@ -687,7 +687,8 @@ def sweep_last(
     only the attention is wanted: each pass stops right after the last tapped layer (no later layers, no
     unembedding) and the result is empty. ``max_rows`` bounds settings x prompts per pass, and an active
     :func:`memory_budget` may lower it. The rows read the prefix's cache in place (:func:`shared_cache`; the
-    answers are bit for bit those of a copy per row); ``share_prefix=False`` (default: unless inside
+    answers are those of a copy per row, bit for bit unless the attention is cut into smaller chunks than the
+    pass, see :class:`~headatlas.lens.SharedPrefix`); ``share_prefix=False`` (default: unless inside
     :func:`prefix_copies`), or a cache kind the lens cannot read in place, copies the prefix cache once per
     setting instead.
     """

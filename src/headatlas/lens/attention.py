@@ -96,8 +96,10 @@ class SharedPrefix:
     ``layer(l)`` gives layer ``l``'s prefix keys and values ``[P, KV, Tp, D]`` (``None``: the layer has
     no shared prefix); batch row ``i`` continues prompt ``index[i]``. The model's cache hands the attention
     function only the rows' own new keys and values; the lens prepends the prefix, ``chunk_rows`` rows at a
-    time. Each row's attention is computed exactly as over a cache copied per row (the same kernel on the same
-    numbers), without that copy.
+    time. Each row's attention runs the same kernel on the same numbers as over a cache copied per row, without
+    that copy: bit for bit the same when a chunk holds all the rows the copied run batches together; with smaller
+    chunks equal within float rounding, since SDPA's CPU kernel may split its work by batch size (seen with 2
+    threads on an AVX-512 AMD EPYC for single-row queries).
     """
 
     layer: Callable[[int], tuple[torch.Tensor, torch.Tensor] | None]

@@ -305,7 +305,9 @@ def test_attention_only_sweep_stops_early_and_reports_probs():
 
 @pytest.mark.parametrize("position", [-1, 4], ids=["last", "middle"])
 @pytest.mark.parametrize("make", [lambda: tiny_llama("gqa"), lambda: tiny_gemma3()], ids=["llama-gqa", "gemma3"])
-def test_rows_reading_the_prefix_in_place_equal_a_copy_per_row_bit_for_bit(make, position, monkeypatch):
+def test_rows_reading_the_prefix_in_place_equal_a_copy_per_row(make, position, monkeypatch):
+    """Bit for bit when a chunk holds the pass's rows; one row at a time within float rounding, since SDPA's
+    CPU kernel may split its work by batch size (2 threads, AVX-512 AMD EPYC: single-row queries differ by ~3e-8)."""
     loaded = make()
     f = loaded.facts
     gen = torch.Generator().manual_seed(5)
@@ -324,10 +326,13 @@ def test_rows_reading_the_prefix_in_place_equal_a_copy_per_row_bit_for_bit(make,
                           tap_layers=frozenset({1}), on_probs=on_probs, **kwargs)  # fmt: skip
 
     copied = sweep("copied", share_prefix=False)
-    for chunk_bytes in (2**30, 1):  # every row of a pass at once, then one row at a time
-        monkeypatch.setattr(interventions, "ATTENTION_CHUNK_BYTES", chunk_bytes)
-        assert torch.equal(sweep(f"shared {chunk_bytes}"), copied)
-        assert all(torch.equal(a, b) for a, b in zip(tapped[f"shared {chunk_bytes}"], tapped["copied"], strict=True))
+    monkeypatch.setattr(interventions, "ATTENTION_CHUNK_BYTES", 2**30)  # every row of a pass at once
+    assert torch.equal(sweep("shared whole"), copied)
+    assert all(torch.equal(a, b) for a, b in zip(tapped["shared whole"], tapped["copied"], strict=True))
+    monkeypatch.setattr(interventions, "ATTENTION_CHUNK_BYTES", 1)  # one row at a time
+    torch.testing.assert_close(sweep("shared rows"), copied, rtol=1e-5, atol=1e-6)
+    for a, b in zip(tapped["shared rows"], tapped["copied"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     keys_before = [layer.keys.clone() for layer in prefix.cache.layers]
     sweep("again")
     assert all(torch.equal(a, layer.keys) for a, layer in zip(keys_before, prefix.cache.layers, strict=True))
