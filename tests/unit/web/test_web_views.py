@@ -187,9 +187,10 @@ def test_verification_rows_count_random_sets_only_where_the_set_test_ran():
     headmap = HeadMap.read(Path(__file__).resolve().parents[3] / "atlas" / "gemma3-270m")
     rows = {r["head_type"]: r for r in views.verification_rows(headmap)}
     assert rows["copy_suppression"]["n_random"] is None  # no members: nothing was compared
-    assert rows["induction"]["n_random"] == 20 and rows["induction"]["layer_window"] == 1
-    assert rows["induction"]["all_random_sets"] is False  # 20 of the 495 sets in layers ±1
-    assert rows["s_inhibition"]["layer_window"] == 0
+    assert rows["induction"]["n_random"] == 400 and rows["induction"]["layer_window"] == 1  # the strict test
+    assert rows["induction"]["all_random_sets"] is False  # 400 of the 495 sets in layers ±1
+    assert rows["induction"]["screen"]["n_random"] == 20  # the screen it replaced
+    assert rows["current_token"]["n_random"] == 150  # stopped early: 10 random sets did as much damage
 
 
 def test_verification_rows_carry_the_screen_a_strict_test_replaced():
