@@ -108,3 +108,15 @@ def test_csv_rows_missing_on_one_side_are_named():
         "headmap.csv: row L0H1 sink only in the rebuilt file",
         "headmap.csv: row L0H2 sink only in the published file",
     ]
+
+
+def test_a_rank_correlation_may_move_by_rank_swaps_but_other_numbers_may_not():
+    published = {"stability": {"s_inhibition": {"rank_correlation": 0.386488, "jaccard": 0.386488}}}
+    swapped = {"stability": {"s_inhibition": {"rank_correlation": 0.385688, "jaccard": 0.386488}}}
+    assert list(compare_values(swapped, published, "headmap.json")) == []
+    moved = {"stability": {"s_inhibition": {"rank_correlation": 0.38, "jaccard": 0.385688}}}
+    problems = list(compare_values(moved, published, "headmap.json"))
+    assert [p.split(":")[0] for p in problems] == [
+        "headmap.json.stability.s_inhibition.jaccard",
+        "headmap.json.stability.s_inhibition.rank_correlation",
+    ]
