@@ -26,7 +26,8 @@ from .models.loader import LoadedModel
 from .probes import PROBES, ProbeBatch, ProbeSettings
 
 Progress = Callable[[str, int, int], None]
-"""``(probe_id, batches_done, batches_total)``; called after every forward pass."""
+"""``(stage, done, total)``: a probe's forward passes (``probe_id``, called after each), or a type scored from the
+model itself (``type_id``, called with 0 of 1 as it starts and 1 of 1 when scored)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
     direct: dict[str, ModelScore] = {}
     for head_type in selected:
         if head_type.model_score is not None:
+            if progress is not None:
+                progress(head_type.id, 0, 1)
             try:
                 result = head_type.model_score(loaded, settings.probes, settings.seed)
             except TaskUnavailable as error:  # e.g. too few single-token items: no scores, and why
@@ -163,6 +166,8 @@ def run_census(loaded: LoadedModel, settings: ScanSettings, progress: Progress |
                 raise RuntimeError(f"{head_type.id}: model score has shape {tuple(result.score.shape)}")
             direct[head_type.id] = result
             probe_info[head_type.id] = {**result.info, "n_samples": result.n_samples, "head_types": [head_type.id]}
+            if progress is not None:
+                progress(head_type.id, 1, 1)
 
     rows = []
     for head_type in selected:

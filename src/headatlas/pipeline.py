@@ -59,6 +59,13 @@ def scan_settings(
     return settings
 
 
+def _for_seed(progress: Progress | None, seed: int) -> Progress | None:
+    """``progress`` with each stage of a stability rerun marked by its seed (``"needle · seed 1"``)."""
+    if progress is None:
+        return None
+    return lambda stage, done, total: progress(f"{stage} · seed {seed}", done, total)
+
+
 def run_scan(
     model: str | LoadedModel = DEFAULT_MODEL,
     settings: ScanSettings | None = None,
@@ -80,8 +87,11 @@ def run_scan(
     ``patterns=False`` skips the attention-pattern capture. ``stability_seeds`` reruns the census with those
     seeds too and records, per type, how far the members and scores agree (:mod:`headatlas.stability`).
     ``max_memory`` (bytes) bounds what a batched step holds beyond the model
-    (:func:`headatlas.causal.interventions.memory_budget`); ``None``: a quarter of the memory free when the
-    scan starts, on the model's device (:func:`~headatlas.causal.interventions.default_budget`).
+    (:func:`headatlas.causal.interventions.memory_budget`) and is recorded in the settings; ``None``: a quarter
+    of the memory free when the scan starts, on the model's device
+    (:func:`~headatlas.causal.interventions.default_budget`). The budget sets how rows are grouped into passes,
+    and on some CPUs a kernel's last float bit follows the grouping: give ``max_memory`` for the same bytes on
+    every run (the published atlas does).
     Nothing is written or stored (see ``publish``).
     """
     settings = settings or ScanSettings()
@@ -100,9 +110,11 @@ def run_scan(
     with memory_budget(max_memory if max_memory is not None else default_budget(loaded.device)):
         headmap = run_census(loaded, settings, progress=progress)
         if others:
-            again = [run_census(loaded, other) for other in other_settings]
+            again = [run_census(loaded, other, progress=_for_seed(progress, other.seed)) for other in other_settings]
             headmap.stability = stability([headmap, *again], [settings.seed, *others])
             headmap.settings["stability_seeds"] = [settings.seed, *others]
+        if max_memory is not None:
+            headmap.settings["max_memory"] = max_memory
         if verify:
             verify_headmap(
                 loaded,

@@ -57,3 +57,33 @@ def test_seed_and_settings_are_checked_before_any_model_loads():
 def test_patterns_can_be_skipped(planted):
     plain = run_scan(planted, scan_settings(0, ["sink"], SMALL), patterns=False)
     assert plain.patterns is None and not plain.verified and plain.verification == {}
+
+
+def test_a_given_memory_budget_is_recorded_and_free_memory_is_not_read(planted, result, monkeypatch):
+    import headatlas.pipeline as pipeline
+
+    def no_reading(device):
+        raise AssertionError("free memory was read although max_memory was given")
+
+    monkeypatch.setattr(pipeline, "default_budget", no_reading)
+    budget = 64 * 2**20
+    fixed = run_scan(planted, scan_settings(3, TYPES, SMALL), verify=True, patterns=False, max_memory=budget)
+    assert fixed.headmap.settings["max_memory"] == budget
+    assert "max_memory" not in result.headmap.settings  # the free-memory default is not a setting to record
+    assert fixed.headmap.verification == result.headmap.verification  # the planted findings, either way
+
+
+def test_progress_covers_task_types_and_each_stability_rerun(planted):
+    seen = []
+    run_scan(
+        planted,
+        scan_settings(3, ["induction", "name_mover"], SMALL),
+        stability_seeds=(3, 4),
+        patterns=False,
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
+    stages = {stage for stage, _, _ in seen}
+    assert {"repeated_tokens", "name_mover", "repeated_tokens · seed 4", "name_mover · seed 4"} == stages
+    assert [(d, t) for s, d, t in seen if s == "name_mover"] == [(0, 1), (1, 1)]  # started, then scored
+    finished = [(d, t) for s, d, t in seen if s == "repeated_tokens · seed 4"][-1]
+    assert finished[0] == finished[1] > 0
