@@ -47,13 +47,15 @@ def test_an_unchanged_copy_matches():
 
 
 def test_a_last_digit_wobble_passes_but_a_move_past_the_tolerance_fails(copy):
-    old = _edit_csv_cell(copy / "headmap.csv", ("0", "1", "current_token"), "attribution", "0.025010")
-    assert old == "0.025011"  # the example: this digit moved on another processor
+    cell = ("0", "1", "current_token")  # the example: this cell's last digit moved on another processor
+    old = _edit_csv_cell(copy / "headmap.csv", cell, "attribution", "0")
+    wobble, moved = f"{float(old) + 1e-6:.6f}", f"{float(old) + 1e-4:.6f}"
+    _edit_csv_cell(copy / "headmap.csv", cell, "attribution", wobble)
     assert compare_scan_dirs(copy, PUBLISHED) == []
-    _edit_csv_cell(copy / "headmap.csv", ("0", "1", "current_token"), "attribution", "0.025111")
+    _edit_csv_cell(copy / "headmap.csv", cell, "attribution", moved)
     problems = compare_scan_dirs(copy, PUBLISHED)
     assert problems == [
-        "headmap.csv: row L0H1 current_token, column attribution: rebuilt '0.025111' vs published '0.025011'"
+        f"headmap.csv: row L0H1 current_token, column attribution: rebuilt '{moved}' vs published '{old}'"
     ]
 
 
